@@ -1,0 +1,137 @@
+//! The command line: argument definitions (parsing does no I/O) and one
+//! module with one `run` per subcommand. Writers are passed explicitly.
+
+mod generate;
+pub mod output;
+mod queries;
+mod query;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use output::Format;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success
+  2  error: bad usage, unreadable input, SQL error
+  3  --strict and the input held events that could not be read
+
+Input formats are recognised from the content of each file, gzip or not:
+  audit NDJSON (kube-apiserver --audit-log-path), pretty-printed events or
+  JSON arrays of them, CloudWatch S3 export lines (`<timestamp> <json>`),
+  subscription-filter payloads (Kinesis/Firehose, also concatenated),
+  `aws logs filter-log-events` / `get-log-events` output and Logs Insights
+  `get-query-results` output.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "eksaudit",
+    version,
+    about = "SQL and alerts over Amazon EKS control-plane audit logs",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run SQL over audit logs: the table is `audit`.
+    #[command(after_help = query::AFTER_HELP)]
+    Query(QueryArgs),
+    /// List the saved queries with the question each one answers.
+    Queries,
+    /// Write a synthetic, seeded EKS audit log (for benchmarks and checks).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL (unless --file or --saved gives it; `-` reads it from stdin),
+    /// then the files or directories to read (`-` for stdin).
+    #[arg(value_name = "SQL | PATH")]
+    pub args: Vec<String>,
+
+    /// Read the SQL from FILE (`-` for stdin).
+    #[arg(short = 'f', long, value_name = "FILE", conflicts_with = "saved")]
+    pub file: Option<PathBuf>,
+
+    /// Run the saved query NAME (see `eksaudit queries`).
+    #[arg(short = 's', long, value_name = "NAME")]
+    pub saved: Option<String>,
+
+    /// A value for a `$NAME` placeholder in the query, e.g. `--param user=alice`.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    /// Output format [default: table on a terminal, csv otherwise, or from
+    /// the --output file's extension].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write results to FILE instead of stdout; `.parquet` writes Parquet.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Fail (exit 3) if any event could not be read.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Cluster name for every event (default: from the log group name).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Log group for inputs that do not name theirs (e.g. get-log-events output).
+    #[arg(long, value_name = "GROUP")]
+    pub log_group: Option<String>,
+
+    /// Decoder threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Print no summary of skipped input on stderr (problems are still counted).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of events.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write CloudWatch S3-export lines (`<timestamp> <json>`) instead of NDJSON.
+    #[arg(long)]
+    pub export_lines: bool,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+/// Runs the command line; `Err` is printed by `main` as one line.
+pub fn run<I, T>(args: I) -> anyhow::Result<ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Query(args) => query::run(args),
+        Command::Queries => queries::run(&mut std::io::stdout().lock()),
+        Command::Generate(args) => generate::run(&args),
+    }
+}

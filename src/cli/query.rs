@@ -1,0 +1,283 @@
+//! `eksaudit query`: SQL over audit logs.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+
+use super::QueryArgs;
+use super::output::{Format, ResultWriter};
+use crate::error::Error;
+use crate::query::{self, Query, saved};
+use crate::report::{Counts, Report};
+use crate::source::{FileSource, SourceOptions, expand_paths};
+
+pub const AFTER_HELP: &str = "\
+Examples:
+  eksaudit query \"select verb, count(*) from audit where user.username='user1' group by verb\" samples/
+  eksaudit query --saved kubernetes-admin-usage /var/log/eks/
+  eksaudit query --saved user-activity --param user=alice export.json.gz
+  eksaudit query -f hunt.sql --format ndjson logs/ > hits.ndjson
+  eksaudit query \"select * from audit\" big.log.gz -o audit.parquet
+
+SQL: DuckDB dialect, case-sensitive names. Nested fields read as in the JSON:
+  user.username, objectRef.resource, responseStatus.code, sourceIPs[1],
+  annotations['authorization.k8s.io/decision'], user.extra['arn'][1].
+requestObject/responseObject are JSON text: json_get_str(requestObject,
+'spec', 'replicas'), requestObject->>'kind'. Extra functions:
+cidr_match(ip, '10.0.0.0/8'), is_private_ip(ip), is_public_ip(ip),
+is_system_user(username). `raw` is each whole event as JSON text.
+
+Bad events are skipped and reported on stderr as PATH:LINE: reason (the
+first 10, then totals); a field of the wrong type is nulled and reported,
+the event kept. Rows come in no particular order without ORDER BY.";
+
+/// Where the SQL comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SqlSource {
+    Text(String),
+    File(PathBuf),
+    Stdin,
+    Saved(String),
+}
+
+/// The query command with its arguments sorted out (no I/O yet).
+#[derive(Debug)]
+struct Plan {
+    sql: SqlSource,
+    paths: Vec<String>,
+}
+
+impl Plan {
+    fn from_args(args: &QueryArgs) -> anyhow::Result<Self> {
+        let mut positional = args.args.clone();
+        let sql = if let Some(name) = &args.saved {
+            SqlSource::Saved(name.clone())
+        } else if let Some(file) = &args.file {
+            if file == Path::new("-") {
+                SqlSource::Stdin
+            } else {
+                SqlSource::File(file.clone())
+            }
+        } else if positional.is_empty() {
+            bail!("no SQL given: pass it as the first argument, or use --file or --saved");
+        } else {
+            match positional.remove(0) {
+                dash if dash == "-" => SqlSource::Stdin,
+                text => SqlSource::Text(text),
+            }
+        };
+        if positional.is_empty() {
+            bail!(
+                "no input given: name audit log files or directories after the SQL, or - for stdin"
+            );
+        }
+        if sql == SqlSource::Stdin && positional.iter().any(|p| p == "-") {
+            bail!("stdin cannot hold both the SQL and the audit log");
+        }
+        Ok(Self {
+            sql,
+            paths: positional,
+        })
+    }
+}
+
+fn load_sql(source: &SqlSource) -> anyhow::Result<(String, Vec<(String, String)>)> {
+    Ok(match source {
+        SqlSource::Text(t) => (t.clone(), Vec::new()),
+        SqlSource::File(p) => (
+            std::fs::read_to_string(p).with_context(|| p.display().to_string())?,
+            Vec::new(),
+        ),
+        SqlSource::Stdin => {
+            let mut s = String::new();
+            io::stdin()
+                .read_to_string(&mut s)
+                .context("reading SQL from stdin")?;
+            (s, Vec::new())
+        }
+        SqlSource::Saved(name) => {
+            let q = saved::find(name).ok_or_else(|| Error::UnknownSavedQuery(name.clone()))?;
+            let defaults = q
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (q.sql.to_string(), defaults)
+        }
+    })
+}
+
+pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let plan = Plan::from_args(&args)?;
+    let (sql, mut params) = load_sql(&plan.sql)?;
+    // Values given on the command line win over a saved query's defaults.
+    params.retain(|(k, _)| !args.params.iter().any(|(a, _)| a == k));
+    params.extend(args.params.iter().cloned());
+    let inputs = expand_paths(&plan.paths)?;
+    let report = Arc::new(Report::new());
+    let opts = SourceOptions {
+        cluster: args.cluster.clone(),
+        log_group: args.log_group.clone(),
+        ..SourceOptions::default()
+    };
+    let source = FileSource::new(inputs, opts, report.clone());
+    let partitions = args.threads.unwrap_or_else(query::default_partitions);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(partitions.max(1))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        let ctx = query::session(source, report.clone(), partitions)?;
+        let q = Query::plan(&ctx, &sql).await?.bind(&params)?;
+        write_results(q, &args).await
+    });
+    let counts = report.counts();
+    if !args.quiet {
+        print_summary(&counts, &mut io::stderr().lock());
+    }
+    match result {
+        Err(e) if e.is_broken_pipe() => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e.into()),
+        Ok(()) => {}
+    }
+    if args.strict && counts.problems() > 0 {
+        eprintln!(
+            "eksaudit: {}",
+            Error::BadInput {
+                count: counts.problems()
+            }
+        );
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn write_results(q: Query, args: &QueryArgs) -> Result<(), Error> {
+    let output = args.output.as_deref();
+    if let Some(path) = output
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        return q.write_parquet(&path.to_string_lossy()).await;
+    }
+    let (out, what, format): (Box<dyn Write>, String, Format) = match output {
+        Some(path) => {
+            let what = path.display().to_string();
+            let file = File::create(path).map_err(|source| Error::Output {
+                what: what.clone(),
+                source,
+            })?;
+            let format = args
+                .format
+                .or_else(|| Format::from_extension(path))
+                .unwrap_or(Format::Csv);
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, file)),
+                what,
+                format,
+            )
+        }
+        None => {
+            let stdout = io::stdout();
+            let default = if stdout.is_terminal() {
+                Format::Table
+            } else {
+                Format::Csv
+            };
+            let format = args.format.unwrap_or(default);
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, stdout.lock())),
+                "stdout".to_string(),
+                format,
+            )
+        }
+    };
+    let encode_error = |e: datafusion::arrow::error::ArrowError| match e {
+        datafusion::arrow::error::ArrowError::IoError(_, source) => Error::Output {
+            what: what.clone(),
+            source,
+        },
+        other => Error::Encode {
+            format: format.name(),
+            source: other,
+        },
+    };
+    let mut writer = ResultWriter::new(format, q.schema(), out);
+    let mut stream = q.stream().await?;
+    while let Some(batch) = stream.next().await {
+        writer.push(&batch?).map_err(encode_error)?;
+    }
+    writer.finish().map_err(encode_error)
+}
+
+/// The first problems with their locations, then the totals.
+fn print_summary(c: &Counts, err: &mut dyn Write) {
+    // stderr is best effort: nowhere else to report its failure.
+    for line in &c.first {
+        let _ = writeln!(err, "{line}");
+    }
+    let mut parts = Vec::new();
+    if c.bad_events > 0 {
+        parts.push(format!("skipped {} unreadable event(s)", c.bad_events));
+    }
+    if c.bad_fields > 0 {
+        parts.push(format!(
+            "nulled wrongly typed fields in {} event(s)",
+            c.bad_fields
+        ));
+    }
+    if !parts.is_empty() {
+        let shown = c.first.len() as u64;
+        let more = if c.problems() > shown {
+            format!("; first {shown} shown above")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            err,
+            "eksaudit: {} of {} event(s) read{more}",
+            parts.join(", "),
+            c.events + c.bad_events
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn plan(argv: &[&str]) -> anyhow::Result<Plan> {
+        let cli = super::super::Cli::try_parse_from(argv)?;
+        match cli.command {
+            super::super::Command::Query(a) => Plan::from_args(&a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn sql_then_paths() {
+        let p = plan(&["eksaudit", "query", "select 1", "a.json", "dir/"]).unwrap();
+        assert_eq!(p.sql, SqlSource::Text("select 1".into()));
+        assert_eq!(p.paths, vec!["a.json", "dir/"]);
+        let p = plan(&["eksaudit", "query", "--saved", "x", "a.json"]).unwrap();
+        assert_eq!(p.sql, SqlSource::Saved("x".into()));
+        assert_eq!(p.paths, vec!["a.json"]);
+        let p = plan(&["eksaudit", "query", "-f", "-", "a.json"]).unwrap();
+        assert_eq!(p.sql, SqlSource::Stdin);
+    }
+
+    #[test]
+    fn usage_mistakes() {
+        assert!(plan(&["eksaudit", "query", "select 1"]).is_err());
+        assert!(plan(&["eksaudit", "query", "-", "-"]).is_err());
+        assert!(plan(&["eksaudit", "query", "--param", "novalue", "select 1", "x"]).is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! Arrow builders for the audit schema's columns, one per projected column.
+//! Each knows how to take its value from a parsed event and how to finish
+//! into an array of exactly the schema's type.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::builder::NullBufferBuilder;
+use datafusion::arrow::array::{
+    ArrayRef, Int32Builder, ListBuilder, MapBuilder, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder, UInt64Builder,
+};
+use datafusion::arrow::error::ArrowError;
+
+use super::event::{Event, ObjectRef, ResponseStatus, Times, UserInfo};
+use super::lenient::{Int, Map, Presence, StrList};
+use crate::schema::{self, Column};
+use crate::source::Message;
+
+/// Everything one row is built from.
+pub struct Row<'r, 'a> {
+    pub event: &'r Event<'a>,
+    pub times: Times,
+    pub msg: &'r Message,
+    pub text: &'r str,
+}
+
+type StrListBuilder = ListBuilder<StringBuilder>;
+
+fn str_list(b: &mut StrListBuilder, v: &StrList<'_>) {
+    match v {
+        StrList::Value(items) => {
+            for item in items {
+                b.values().append_option(item.as_deref());
+            }
+            b.append(true);
+        }
+        _ => b.append(false),
+    }
+}
+
+/// `user` / `impersonatedUser`.
+pub struct UserBuilder {
+    username: StringBuilder,
+    uid: StringBuilder,
+    groups: StrListBuilder,
+    extra: MapBuilder<StringBuilder, StrListBuilder>,
+    nulls: NullBufferBuilder,
+}
+
+impl UserBuilder {
+    fn new(cap: usize) -> Self {
+        Self {
+            username: StringBuilder::with_capacity(cap, cap * 16),
+            uid: StringBuilder::with_capacity(cap, cap * 8),
+            groups: ListBuilder::new(StringBuilder::new()),
+            extra: MapBuilder::new(
+                None,
+                StringBuilder::new(),
+                ListBuilder::new(StringBuilder::new()),
+            ),
+            nulls: NullBufferBuilder::new(cap),
+        }
+    }
+
+    fn append(&mut self, u: &UserInfo<'_>) -> Result<(), ArrowError> {
+        self.username.append_option(u.username.get());
+        self.uid.append_option(u.uid.get());
+        str_list(&mut self.groups, &u.groups);
+        match &u.extra {
+            Map::Value(entries) => {
+                for (k, v) in entries {
+                    self.extra.keys().append_value(k);
+                    str_list(self.extra.values(), v);
+                }
+                self.extra.append(true)?;
+            }
+            _ => self.extra.append(false)?,
+        }
+        self.nulls.append(u.presence == Presence::Present);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.username.finish()),
+            Arc::new(self.uid.finish()),
+            Arc::new(self.groups.finish()),
+            Arc::new(self.extra.finish()),
+        ];
+        Ok(Arc::new(StructArray::try_new(
+            schema::user_fields(),
+            children,
+            self.nulls.finish(),
+        )?))
+    }
+}
+
+/// A struct of nullable strings (`objectRef`).
+pub struct ObjectRefBuilder {
+    fields: Vec<StringBuilder>,
+    nulls: NullBufferBuilder,
+}
+
+impl ObjectRefBuilder {
+    fn append(&mut self, o: &ObjectRef<'_>) {
+        for (b, v) in self.fields.iter_mut().zip(o.fields()) {
+            b.append_option(v.get());
+        }
+        self.nulls.append(o.presence == Presence::Present);
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let children = self
+            .fields
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        Ok(Arc::new(StructArray::try_new(
+            schema::object_ref_fields(),
+            children,
+            self.nulls.finish(),
+        )?))
+    }
+}
+
+/// `responseStatus`.
+pub struct StatusBuilder {
+    code: Int32Builder,
+    status: StringBuilder,
+    reason: StringBuilder,
+    message: StringBuilder,
+    nulls: NullBufferBuilder,
+}
+
+impl StatusBuilder {
+    fn append(&mut self, s: &ResponseStatus<'_>) {
+        let code = match s.code {
+            Int::Value(c) => i32::try_from(c).ok(),
+            _ => None,
+        };
+        self.code.append_option(code);
+        self.status.append_option(s.status.get());
+        self.reason.append_option(s.reason.get());
+        self.message.append_option(s.message.get());
+        self.nulls.append(s.presence == Presence::Present);
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.code.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.message.finish()),
+        ];
+        Ok(Arc::new(StructArray::try_new(
+            schema::response_status_fields(),
+            children,
+            self.nulls.finish(),
+        )?))
+    }
+}
+
+/// The builder of one projected column.
+pub enum Builder {
+    Str(StringBuilder),
+    StrList(StrListBuilder),
+    StrMap(MapBuilder<StringBuilder, StringBuilder>),
+    User(Box<UserBuilder>),
+    ObjectRef(ObjectRefBuilder),
+    Status(StatusBuilder),
+    Time(TimestampMicrosecondBuilder),
+    U64(UInt64Builder),
+}
+
+impl Builder {
+    pub fn new(col: Column, cap: usize) -> Self {
+        let time =
+            || Builder::Time(TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"));
+        match col {
+            Column::User | Column::ImpersonatedUser => {
+                Builder::User(Box::new(UserBuilder::new(cap)))
+            }
+            Column::SourceIps => Builder::StrList(ListBuilder::new(StringBuilder::new())),
+            Column::ObjectRef => Builder::ObjectRef(ObjectRefBuilder {
+                fields: (0..schema::OBJECT_REF_FIELDS.len())
+                    .map(|_| StringBuilder::with_capacity(cap, cap * 8))
+                    .collect(),
+                nulls: NullBufferBuilder::new(cap),
+            }),
+            Column::ResponseStatus => Builder::Status(StatusBuilder {
+                code: Int32Builder::with_capacity(cap),
+                status: StringBuilder::new(),
+                reason: StringBuilder::new(),
+                message: StringBuilder::new(),
+                nulls: NullBufferBuilder::new(cap),
+            }),
+            Column::Annotations => Builder::StrMap(MapBuilder::new(
+                None,
+                StringBuilder::new(),
+                StringBuilder::new(),
+            )),
+            Column::RequestReceivedTimestamp
+            | Column::StageTimestamp
+            | Column::LogTimestamp
+            | Column::IngestionTime => time(),
+            Column::SourceLine => Builder::U64(UInt64Builder::with_capacity(cap)),
+            Column::Kind
+            | Column::ApiVersion
+            | Column::Level
+            | Column::AuditId
+            | Column::Stage
+            | Column::RequestUri
+            | Column::Verb
+            | Column::UserAgent
+            | Column::RequestObject
+            | Column::ResponseObject
+            | Column::Cluster
+            | Column::LogGroup
+            | Column::LogStream
+            | Column::EventId
+            | Column::SourceFile
+            | Column::Raw => Builder::Str(StringBuilder::with_capacity(cap, cap * 16)),
+        }
+    }
+
+    /// Appends column `col` of one row.
+    pub fn append(&mut self, col: Column, row: &Row<'_, '_>) -> Result<(), ArrowError> {
+        let ev = row.event;
+        let origin = &row.msg.origin;
+        let ms_to_us = |ms: Option<i64>| ms.and_then(|v| v.checked_mul(1000));
+        match self {
+            Builder::Str(b) => {
+                let v: Option<&str> = match col {
+                    Column::Kind => ev.kind.get(),
+                    Column::ApiVersion => ev.api_version.get(),
+                    Column::Level => ev.level.get(),
+                    Column::AuditId => ev.audit_id.get(),
+                    Column::Stage => ev.stage.get(),
+                    Column::RequestUri => ev.request_uri.get(),
+                    Column::Verb => ev.verb.get(),
+                    Column::UserAgent => ev.user_agent.get(),
+                    Column::RequestObject => raw_json(ev.request_object),
+                    Column::ResponseObject => raw_json(ev.response_object),
+                    Column::Cluster => origin.cluster.as_deref(),
+                    Column::LogGroup => origin.log_group.as_deref(),
+                    Column::LogStream => origin.log_stream.as_deref(),
+                    Column::EventId => row.msg.cw.event_id.as_deref(),
+                    Column::SourceFile => Some(&origin.file),
+                    Column::Raw => Some(row.text),
+                    _ => unreachable!("column {col:?} has no string builder"),
+                };
+                b.append_option(v);
+            }
+            Builder::StrList(b) => str_list(b, &ev.source_ips),
+            Builder::StrMap(b) => match &ev.annotations {
+                Map::Value(entries) => {
+                    for (k, v) in entries {
+                        b.keys().append_value(k);
+                        b.values().append_option(v.get());
+                    }
+                    b.append(true)?;
+                }
+                _ => b.append(false)?,
+            },
+            Builder::User(b) => b.append(match col {
+                Column::User => &ev.user,
+                _ => &ev.impersonated_user,
+            })?,
+            Builder::ObjectRef(b) => b.append(&ev.object_ref),
+            Builder::Status(b) => b.append(&ev.response_status),
+            Builder::Time(b) => b.append_option(match col {
+                Column::RequestReceivedTimestamp => row.times.received_us,
+                Column::StageTimestamp => row.times.stage_us,
+                Column::LogTimestamp => ms_to_us(row.msg.cw.timestamp_ms),
+                _ => ms_to_us(row.msg.cw.ingestion_ms),
+            }),
+            Builder::U64(b) => b.append_value(row.msg.line),
+        }
+        Ok(())
+    }
+
+    pub fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            Builder::Str(b) => Arc::new(b.finish()),
+            Builder::StrList(b) => Arc::new(b.finish()),
+            Builder::StrMap(b) => Arc::new(b.finish()),
+            Builder::User(b) => b.finish()?,
+            Builder::ObjectRef(b) => b.finish()?,
+            Builder::Status(b) => b.finish()?,
+            Builder::Time(b) => Arc::new(b.finish()),
+            Builder::U64(b) => Arc::new(b.finish()),
+        })
+    }
+}
+
+/// `requestObject: null` is no object.
+fn raw_json(v: Option<&serde_json::value::RawValue>) -> Option<&str> {
+    v.map(|r| r.get()).filter(|s| *s != "null")
+}

@@ -1,0 +1,109 @@
+//! Decode: a chunk of raw messages → one Arrow `RecordBatch` of the audit
+//! schema (or the projection of it a query asked for).
+//!
+//! This is the hot path. A message that is not JSON, or not an audit event,
+//! is skipped and reported with its location; a field of the wrong type is
+//! nulled and reported, and the event kept. Nothing is dropped silently.
+
+mod columns;
+pub mod event;
+pub mod lenient;
+pub mod time;
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+use crate::report::Report;
+use crate::schema::{Column, audit_schema};
+use crate::source::Chunk;
+use columns::{Builder, Row};
+use event::Event;
+
+/// Decodes chunks into batches of a fixed projection of the audit schema.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    columns: Vec<Column>,
+    schema: SchemaRef,
+}
+
+impl Decoder {
+    /// A decoder for every column.
+    pub fn full() -> Self {
+        Self::new(Column::ALL.to_vec())
+    }
+
+    /// A decoder producing only `columns`, in that order.
+    pub fn new(columns: Vec<Column>) -> Self {
+        let full = audit_schema();
+        let indices: Vec<usize> = columns.iter().map(|c| c.index()).collect();
+        let schema = Arc::new(
+            full.project(&indices)
+                .expect("columns come from the schema's own column list"),
+        );
+        Self { columns, schema }
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Decodes one chunk. Problems with individual events go to `report`;
+    /// an error here is a bug in building arrays, not bad input.
+    pub fn decode(&self, chunk: &Chunk, report: &Report) -> Result<RecordBatch, ArrowError> {
+        let cap = chunk.messages.len();
+        let mut builders: Vec<Builder> =
+            self.columns.iter().map(|c| Builder::new(*c, cap)).collect();
+        let mut rows = 0usize;
+        let mut problems = Vec::new();
+        for msg in &chunk.messages {
+            let bytes = chunk.text(msg);
+            let file = &msg.origin.file;
+            let event: Event<'_> = match serde_json::from_slice(bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    report.bad_event(file, msg.line, format_args!("invalid JSON: {e}"));
+                    continue;
+                }
+            };
+            if let Err(why) = event.check_is_audit() {
+                report.bad_event(file, msg.line, why);
+                continue;
+            }
+            problems.clear();
+            let times = event.check_fields(&mut problems);
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                report.bad_field(
+                    file,
+                    msg.line,
+                    format_args!("kept the event with these fields null: {}", list.join(", ")),
+                );
+            }
+            // The parser has validated the bytes as JSON, hence UTF-8.
+            let text = std::str::from_utf8(bytes).unwrap_or_default();
+            let row = Row {
+                event: &event,
+                times,
+                msg,
+                text,
+            };
+            for (b, c) in builders.iter_mut().zip(&self.columns) {
+                b.append(*c, &row)?;
+            }
+            rows += 1;
+        }
+        report.add_events(rows as u64);
+        let arrays = builders
+            .iter_mut()
+            .map(Builder::finish)
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+    }
+}

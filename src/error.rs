@@ -1,0 +1,81 @@
+//! The library's error type. One enum, no catch-all variant: each variant
+//! says which input or which step failed, so the CLI can print one clear
+//! line and pick an exit code.
+
+use std::io;
+
+use datafusion::error::DataFusionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory named on the command line could not be read.
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+
+    /// A gzip-compressed input is corrupt or cut short.
+    #[error("{path}: unreadable gzip data: {source}")]
+    Gzip { path: String, source: io::Error },
+
+    /// `--strict` and the input held events that could not be read.
+    #[error("{count} bad event(s) in the input (--strict)")]
+    BadInput { count: u64 },
+
+    /// The SQL failed to plan or run.
+    #[error("{}", .0.strip_backtrace())]
+    Query(DataFusionError),
+
+    /// `--saved NAME` names no saved query.
+    #[error("no saved query named {0:?} (run `eksaudit queries` to list them)")]
+    UnknownSavedQuery(String),
+
+    /// The query has a `$NAME` placeholder and no `--param NAME=VALUE`.
+    #[error("the query needs a value for ${0}: pass --param {0}=VALUE")]
+    MissingParam(String),
+
+    /// Writing results failed.
+    #[error("writing {what}: {source}")]
+    Output { what: String, source: io::Error },
+
+    /// Results could not be encoded in the requested format.
+    #[error("encoding results as {format}: {source}")]
+    Encode {
+        format: &'static str,
+        source: datafusion::arrow::error::ArrowError,
+    },
+}
+
+impl Error {
+    pub fn io(path: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is a closed pipe on output (`eksaudit ... | head`),
+    /// which is not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Output { source, .. } => source.kind() == io::ErrorKind::BrokenPipe,
+            Error::Query(DataFusionError::IoError(e)) => e.kind() == io::ErrorKind::BrokenPipe,
+            _ => false,
+        }
+    }
+}
+
+impl From<DataFusionError> for Error {
+    /// Input errors travel through DataFusion as `External`; take them back
+    /// out so they print as themselves.
+    fn from(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::Query(DataFusionError::External(other)),
+            },
+            DataFusionError::Context(_, inner) => Error::from(*inner),
+            other => Error::Query(other),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! eksaudit: analytics and alerting for Amazon EKS control-plane audit logs.
+//!
+//! Data flows `source` → `decode` → `query`:
+//! - [`source`] finds audit events in files (every format CloudWatch exports
+//!   in, gzip or not) and yields raw messages with their origin;
+//! - [`decode`] turns chunks of messages into Arrow batches of the one fixed
+//!   [`schema`];
+//! - [`query`] runs SQL over the table `audit` with DataFusion;
+//! - [`cli`] is the command line on top; [`report`] carries input problems
+//!   to the user; [`synth`] writes synthetic logs for benchmarks.
+
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod query;
+pub mod report;
+pub mod schema;
+pub mod source;
+pub mod synth;
+
+pub use decode::Decoder;
+pub use error::{Error, Result};
+pub use report::Report;
+pub use schema::audit_schema;

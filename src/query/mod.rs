@@ -1,0 +1,115 @@
+//! The SQL layer: the only module that calls DataFusion's APIs (its API moves
+//! every release; the version is pinned in Cargo.toml).
+//!
+//! One place builds the session: DuckDB dialect so that `user.username`,
+//! `sourceIPs[1]` and `annotations['...']` read as typed (the generic
+//! dialect takes `user` for the SQL function `USER`), identifiers kept
+//! case-sensitive so `auditID` and `objectRef` need no quotes, JSON functions
+//! from datafusion-functions-json, eksaudit's own UDFs, and the table `audit`.
+
+pub mod saved;
+mod table;
+pub mod udf;
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::config::Dialect;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+
+use crate::error::{Error, Result};
+use crate::report::Report;
+use crate::source::FileSource;
+pub use table::AuditTable;
+
+/// The name of the table every query reads.
+pub const TABLE: &str = "audit";
+
+/// A session with the audit table over `source` registered.
+pub fn session(
+    source: FileSource,
+    report: Arc<Report>,
+    partitions: usize,
+) -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(true);
+    let sql = &mut config.options_mut().sql_parser;
+    sql.dialect = Dialect::DuckDB;
+    sql.enable_ident_normalization = false;
+    let mut ctx = SessionContext::new_with_config(config);
+    datafusion_functions_json::register_all(&mut ctx)?;
+    udf::register(&ctx);
+    ctx.register_table(TABLE, Arc::new(AuditTable::new(source, report, partitions)))?;
+    Ok(ctx)
+}
+
+/// A planned query, ready to run.
+pub struct Query {
+    df: DataFrame,
+}
+
+impl Query {
+    /// Plans `sql` (one statement).
+    pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Self> {
+        Ok(Self {
+            df: ctx.sql(sql).await?,
+        })
+    }
+
+    /// Binds `$NAME` placeholders. Values are given as text and cast to the
+    /// type the query needs there (`responseStatus.code = $code` wants a number).
+    pub fn bind(self, params: &[(String, String)]) -> Result<Self> {
+        let types = self.df.logical_plan().get_parameter_types()?;
+        if types.is_empty() {
+            return Ok(self);
+        }
+        let mut values = Vec::new();
+        for (name, ty) in &types {
+            let key = name.trim_start_matches('$');
+            let text = params
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| Error::MissingParam(key.to_string()))?;
+            let mut value = ScalarValue::Utf8(Some(text));
+            if let Some(ty) = ty {
+                value = value.cast_to(ty)?;
+            }
+            values.push((key.to_string(), value));
+        }
+        Ok(Self {
+            df: self.df.with_param_values(values)?,
+        })
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(self.df.schema().as_arrow().clone())
+    }
+
+    /// Runs the query, yielding batches as they are produced.
+    pub async fn stream(self) -> Result<SendableRecordBatchStream> {
+        Ok(self.df.execute_stream().await?)
+    }
+
+    /// Runs the query and keeps every batch (tests, small results).
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        Ok(self.df.collect().await?)
+    }
+
+    /// Runs the query into one Parquet file.
+    pub async fn write_parquet(self, path: &str) -> Result<()> {
+        let opts = DataFrameWriteOptions::new().with_single_file_output(true);
+        self.df.write_parquet(path, opts, None).await?;
+        Ok(())
+    }
+}
+
+/// Number of decode partitions: every core.
+pub fn default_partitions() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}

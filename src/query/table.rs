@@ -1,0 +1,170 @@
+//! The `audit` table: files read and decoded as a query scans them.
+//!
+//! A custom `TableProvider` for one reason, projection pushdown: only the
+//! columns a query reads are built, so `raw`, `requestObject` and friends
+//! cost nothing unless asked for. Execution reuses DataFusion's
+//! `StreamingTableExec`. One reader thread frames the inputs into chunks
+//! (bounded channel, so memory stays bounded by the query, not the input);
+//! one decoder per partition turns chunks into batches on every core.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use crossbeam_channel::{Receiver, bounded};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::LexOrdering;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+
+use crate::decode::Decoder;
+use crate::error::Error;
+use crate::report::Report;
+use crate::schema::{Column, audit_schema};
+use crate::source::{Chunk, FileSource};
+
+/// The `audit` table over a set of inputs.
+#[derive(Debug)]
+pub struct AuditTable {
+    source: Arc<FileSource>,
+    report: Arc<Report>,
+    partitions: usize,
+}
+
+impl AuditTable {
+    pub fn new(source: FileSource, report: Arc<Report>, partitions: usize) -> Self {
+        Self {
+            source: Arc::new(source),
+            report,
+            partitions: partitions.max(1),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for AuditTable {
+    fn schema(&self) -> SchemaRef {
+        audit_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let columns = match projection {
+            Some(p) => p
+                .iter()
+                .map(|&i| {
+                    Column::from_index(i).ok_or_else(|| {
+                        DataFusionError::Internal(format!("no audit column at index {i}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            None => Column::ALL.to_vec(),
+        };
+        let decoder = Decoder::new(columns);
+        let scan = Arc::new(Scan {
+            source: self.source.clone(),
+            report: self.report.clone(),
+            queue: self.partitions + 1,
+            rx: Mutex::new(None),
+        });
+        let partitions: Vec<Arc<dyn PartitionStream>> = (0..self.partitions)
+            .map(|_| {
+                Arc::new(ScanPartition {
+                    scan: scan.clone(),
+                    decoder: decoder.clone(),
+                    schema: decoder.schema(),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTableExec::try_new(
+            decoder.schema(),
+            partitions,
+            None,
+            Vec::<LexOrdering>::new(),
+            false,
+            limit,
+        )?))
+    }
+}
+
+type ChunkResult = std::result::Result<Chunk, Error>;
+
+/// One scan of the inputs, shared by its partitions: the reader starts when
+/// the first partition runs.
+#[derive(Debug)]
+struct Scan {
+    source: Arc<FileSource>,
+    report: Arc<Report>,
+    queue: usize,
+    rx: Mutex<Option<Receiver<ChunkResult>>>,
+}
+
+impl Scan {
+    fn receiver(&self) -> Receiver<ChunkResult> {
+        let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        rx.get_or_insert_with(|| {
+            let (tx, rx) = bounded::<ChunkResult>(self.queue);
+            let source = self.source.clone();
+            std::thread::Builder::new()
+                .name("eksaudit-read".into())
+                .spawn(move || {
+                    // Sending fails once every partition is gone (a LIMIT was
+                    // met): stop reading then.
+                    let result = source.run(&mut |chunk| tx.send(Ok(chunk)).is_ok());
+                    if let Err(e) = result {
+                        let _ = tx.send(Err(e));
+                    }
+                })
+                .expect("spawning the reader thread");
+            rx
+        })
+        .clone()
+    }
+}
+
+#[derive(Debug)]
+struct ScanPartition {
+    scan: Arc<Scan>,
+    decoder: Decoder,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for ScanPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let rx = self.scan.receiver();
+        let decoder = self.decoder.clone();
+        let report = self.scan.report.clone();
+        let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
+        let tx = builder.tx();
+        builder.spawn_blocking(move || {
+            for item in rx.iter() {
+                let chunk = item.map_err(|e| DataFusionError::External(Box::new(e)))?;
+                let batch = decoder.decode(&chunk, &report)?;
+                if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        builder.build()
+    }
+}

@@ -1,0 +1,203 @@
+//! Functions a security engineer needs over audit events: CIDR membership,
+//! private/public IP tests, system identities. Small closures registered
+//! with `create_udf`; the IP maths is `ipnet`'s and std's.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+use ipnet::IpNet;
+
+/// Registers every eksaudit function on the session.
+pub fn register(ctx: &SessionContext) {
+    let bool_fn = |name: &str, args: usize, f: fn(&[&str]) -> Result<bool>| {
+        create_udf(
+            name,
+            vec![DataType::Utf8; args],
+            DataType::Boolean,
+            Volatility::Immutable,
+            Arc::new(move |cols: &[ColumnarValue]| map_strings(cols, f)),
+        )
+    };
+    ctx.register_udf(bool_fn("cidr_match", 2, |a| cidr_match(a[0], a[1])));
+    ctx.register_udf(bool_fn("is_private_ip", 1, |a| {
+        Ok(parse_ip(a[0]).is_some_and(is_private))
+    }));
+    ctx.register_udf(bool_fn("is_public_ip", 1, |a| {
+        Ok(parse_ip(a[0]).is_some_and(is_public))
+    }));
+    ctx.register_udf(bool_fn("is_system_user", 1, |a| Ok(is_system_user(a[0]))));
+}
+
+/// Applies `f` row by row to string arguments; any null argument gives null.
+fn map_strings(cols: &[ColumnarValue], f: fn(&[&str]) -> Result<bool>) -> Result<ColumnarValue> {
+    let all_scalar = cols.iter().all(|c| matches!(c, ColumnarValue::Scalar(_)));
+    let arrays = ColumnarValue::values_to_arrays(cols)?;
+    let arrays: Vec<ArrayRef> = arrays
+        .iter()
+        .map(|a| cast(a, &DataType::Utf8))
+        .collect::<std::result::Result<_, _>>()?;
+    let strings: Vec<&StringArray> = arrays
+        .iter()
+        .map(|a| {
+            a.as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Internal("cast to Utf8 gave no StringArray".into()))
+        })
+        .collect::<Result<_>>()?;
+    let rows = strings.first().map_or(0, |s| s.len());
+    let mut args: Vec<&str> = Vec::with_capacity(strings.len());
+    let out = (0..rows)
+        .map(|i| {
+            args.clear();
+            for s in &strings {
+                if s.is_null(i) {
+                    return Ok(None);
+                }
+                args.push(s.value(i));
+            }
+            f(&args).map(Some)
+        })
+        .collect::<Result<BooleanArray>>()?;
+    let out: ArrayRef = Arc::new(out);
+    if all_scalar {
+        Ok(ColumnarValue::Scalar(
+            datafusion::scalar::ScalarValue::try_from_array(&out, 0)?,
+        ))
+    } else {
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.trim().parse().ok()
+}
+
+/// `cidr_match(ip, cidr)`: whether `ip` is in `cidr` (a bare address means
+/// /32 or /128). An unparsable IP is simply not in the range; an unparsable
+/// CIDR is an error, since it is a mistake in the query.
+pub fn cidr_match(ip: &str, cidr: &str) -> Result<bool> {
+    let cidr = cidr.trim();
+    let net: IpNet = cidr
+        .parse()
+        .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            DataFusionError::Execution(format!(
+                "cidr_match: {cidr:?} is not a CIDR range such as 10.0.0.0/8"
+            ))
+        })?;
+    Ok(parse_ip(ip).is_some_and(|ip| net.contains(&ip)))
+}
+
+/// Non-routable addresses: RFC 1918, carrier-grade NAT, loopback,
+/// link-local, IPv6 unique-local (VPC addresses are these).
+pub fn is_private(ip: IpAddr) -> bool {
+    const CGNAT: &str = "100.64.0.0/10";
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || CGNAT
+                    .parse::<ipnet::Ipv4Net>()
+                    .is_ok_and(|n| n.contains(&v4))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_private(IpAddr::V4(v4)),
+            None => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
+        },
+    }
+}
+
+/// Globally routable unicast: not private, unspecified, multicast,
+/// broadcast or documentation space.
+pub fn is_public(ip: IpAddr) -> bool {
+    if is_private(ip) || ip.is_unspecified() || ip.is_multicast() {
+        return false;
+    }
+    match ip {
+        IpAddr::V4(v4) => !v4.is_broadcast() && !v4.is_documentation(),
+        IpAddr::V6(v6) => {
+            let doc: ipnet::Ipv6Net = "2001:db8::/32".parse().expect("valid literal");
+            !doc.contains(&v6)
+        }
+    }
+}
+
+/// Identities of the control plane itself: `eks:*` components, nodes,
+/// `system:kube-*` components, kube-system service accounts and other
+/// `system:` users. Not `system:anonymous`, and not service accounts of
+/// other namespaces (those are workloads).
+pub fn is_system_user(username: &str) -> bool {
+    if username.starts_with("eks:") {
+        return true;
+    }
+    let Some(rest) = username.strip_prefix("system:") else {
+        return false;
+    };
+    match rest.strip_prefix("serviceaccount:") {
+        Some(sa) => sa.starts_with("kube-system:"),
+        None => rest != "anonymous",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        assert!(cidr_match("10.1.2.3", "10.0.0.0/8").unwrap());
+        assert!(!cidr_match("11.1.2.3", "10.0.0.0/8").unwrap());
+        assert!(cidr_match("10.1.2.3", "10.1.2.3").unwrap());
+        assert!(cidr_match("2001:db8::1", "2001:db8::/32").unwrap());
+        assert!(!cidr_match("not-an-ip", "10.0.0.0/8").unwrap());
+        assert!(cidr_match("10.0.0.1", "10.0.0/8").is_err());
+    }
+
+    #[test]
+    fn private_and_public() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for p in [
+            "10.0.0.1",
+            "172.16.33.233",
+            "192.168.1.1",
+            "100.64.1.1",
+            "::1",
+            "fd00::1",
+            "127.0.0.1",
+        ] {
+            assert!(is_private(ip(p)), "{p}");
+            assert!(!is_public(ip(p)), "{p}");
+        }
+        for p in ["8.8.8.8", "52.94.1.1", "2600:1f18::1"] {
+            assert!(is_public(ip(p)), "{p}");
+        }
+        assert!(!is_public(ip("0.0.0.0")));
+    }
+
+    #[test]
+    fn system_users() {
+        for u in [
+            "eks:k8s-metrics",
+            "system:node:ip-10-0-0-1.ec2.internal",
+            "system:kube-scheduler",
+            "system:serviceaccount:kube-system:replicaset-controller",
+        ] {
+            assert!(is_system_user(u), "{u}");
+        }
+        for u in [
+            "system:anonymous",
+            "kubernetes-admin",
+            "system:serviceaccount:default:app",
+            "arn:aws:sts::1:assumed-role/r/s",
+        ] {
+            assert!(!is_system_user(u), "{u}");
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Reading files (and stdin): gzip by magic bytes, the format by content,
+//! never by extension alone.
+//!
+//! Formats, decided per file from its first bytes after decompression:
+//! - `{"kind":...` on one line: NDJSON (kube-apiserver `--audit-log-path`),
+//!   read line by line so that one broken line costs one event;
+//! - a digit: CloudWatch S3 export lines `<RFC3339 ts> <json>`;
+//! - anything else that starts with `{` or `[`: a sequence of JSON values
+//!   (pretty-printed events, arrays of events, concatenated subscription
+//!   payloads, CLI and Insights output), see `wrappers`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+
+use super::frame::{self, Flow};
+use super::inputs::Input;
+use super::{Chunk, Origin};
+use crate::error::{Error, Result};
+use crate::report::Report;
+use crate::schema::cluster_from_log_group;
+
+/// Settings shared by every input of one read.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// `--cluster`: the cluster name for every event (overrides the one in
+    /// the log group name).
+    pub cluster: Option<String>,
+    /// `--log-group`: for inputs that do not say which group they are from.
+    pub log_group: Option<String>,
+    /// Target size of one chunk's buffer.
+    pub block_size: usize,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            cluster: None,
+            log_group: None,
+            block_size: 4 << 20,
+        }
+    }
+}
+
+/// Reads a list of inputs in order and hands out chunks of messages.
+#[derive(Debug)]
+pub struct FileSource {
+    inputs: Vec<Input>,
+    opts: SourceOptions,
+    report: Arc<Report>,
+}
+
+impl FileSource {
+    pub fn new(inputs: Vec<Input>, opts: SourceOptions, report: Arc<Report>) -> Self {
+        Self {
+            inputs,
+            opts,
+            report,
+        }
+    }
+
+    /// Reads every input; `emit` returns false to stop early (a `LIMIT`
+    /// satisfied, a consumer gone).
+    pub fn run(&self, emit: &mut dyn FnMut(Chunk) -> bool) -> Result<()> {
+        for input in &self.inputs {
+            if let Flow::Stop = self.read_one(input, emit)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_one(&self, input: &Input, emit: &mut dyn FnMut(Chunk) -> bool) -> Result<Flow> {
+        let label = input.label();
+        let (raw, discovered, stream_dir): (Box<dyn Read + Send>, bool, Option<String>) =
+            match input {
+                Input::Stdin => (Box::new(io::stdin()), false, None),
+                Input::File { path, discovered } => (
+                    Box::new(File::open(path).map_err(|e| Error::io(&label, e))?),
+                    *discovered,
+                    export_stream_dir(path),
+                ),
+            };
+        let mut buffered = BufReader::with_capacity(256 << 10, raw);
+        let head = buffered.fill_buf().map_err(|e| Error::io(&label, e))?;
+        let gzip = head.starts_with(&[0x1f, 0x8b]);
+        let reader: Box<dyn Read + Send> = if gzip {
+            Box::new(MultiGzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+        let mut blocks = BlockReader {
+            reader,
+            label: label.clone(),
+            gzip,
+            eof: false,
+        };
+        let mut ctx = FileCtx::new(&label, &self.opts, &self.report);
+        let mut buf = Vec::new();
+        blocks.fill(&mut buf, self.opts.block_size)?;
+        let Some(start) = first_content_byte(&buf) else {
+            return Ok(Flow::Continue); // empty file: no events, not an error
+        };
+        let first = buf[start];
+        match first {
+            b'0'..=b'9' => {
+                // S3 export objects live under `<task>/<log stream>/000000.gz`.
+                if let Some(stream) = stream_dir {
+                    ctx.base = ctx.origin(None, Some(&stream));
+                }
+                frame::lines(&mut blocks, buf, &mut ctx, frame::LineFormat::Export, emit)
+            }
+            b'{' if frame::is_ndjson(&mut blocks, &mut buf, start)? => {
+                frame::lines(&mut blocks, buf, &mut ctx, frame::LineFormat::Json, emit)
+            }
+            b'{' | b'[' => frame::values(&mut blocks, buf, &mut ctx, emit),
+            other => {
+                if discovered {
+                    self.report.skipped_file(&label);
+                } else {
+                    let line = 1 + memchr::memchr_iter(b'\n', &buf[..start]).count() as u64;
+                    self.report.bad_event(
+                        &label,
+                        line,
+                        format_args!(
+                            "not an audit log: expected JSON or CloudWatch export lines, found {:?}",
+                            char::from(other)
+                        ),
+                    );
+                }
+                Ok(Flow::Continue)
+            }
+        }
+    }
+}
+
+/// Skips a UTF-8 byte-order mark and white space.
+fn first_content_byte(buf: &[u8]) -> Option<usize> {
+    let start = if buf.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    buf[start..]
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| i + start)
+}
+
+/// The log stream named by an S3 export object's parent directory, when it
+/// is an EKS control-plane stream.
+fn export_stream_dir(path: &Path) -> Option<String> {
+    const STREAMS: [&str; 5] = [
+        "kube-apiserver-",
+        "authenticator-",
+        "kube-controller-manager-",
+        "kube-scheduler-",
+        "cloud-controller-manager-",
+    ];
+    let dir = path.parent()?.file_name()?.to_str()?;
+    STREAMS
+        .iter()
+        .any(|p| dir.starts_with(p))
+        .then(|| dir.to_string())
+}
+
+/// Reads a (possibly decompressing) stream in large blocks, naming the input
+/// in every error.
+pub(super) struct BlockReader {
+    reader: Box<dyn Read + Send>,
+    label: String,
+    gzip: bool,
+    pub(super) eof: bool,
+}
+
+impl BlockReader {
+    /// Appends to `buf` until it holds at least `target` bytes or the input ends.
+    pub(super) fn fill(&mut self, buf: &mut Vec<u8>, target: usize) -> Result<()> {
+        while !self.eof && buf.len() < target {
+            let old = buf.len();
+            let want = (target - old).max(64 << 10);
+            buf.resize(old + want, 0);
+            match self.reader.read(&mut buf[old..]) {
+                Ok(0) => {
+                    buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => buf.truncate(old + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
+                Err(e) => {
+                    buf.truncate(old);
+                    let path = self.label.clone();
+                    return Err(if self.gzip {
+                        Error::Gzip { path, source: e }
+                    } else {
+                        Error::io(path, e)
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-file state while framing: the file's name, the origins of its log
+/// streams, where to report problems.
+pub(super) struct FileCtx<'a> {
+    pub(super) label: Arc<str>,
+    pub(super) base: Arc<Origin>,
+    pub(super) report: &'a Report,
+    pub(super) block_size: usize,
+    opts: &'a SourceOptions,
+    origins: HashMap<(Option<String>, Option<String>), Arc<Origin>>,
+}
+
+impl<'a> FileCtx<'a> {
+    fn new(label: &str, opts: &'a SourceOptions, report: &'a Report) -> Self {
+        let label: Arc<str> = Arc::from(label);
+        let mut ctx = Self {
+            label: label.clone(),
+            base: Arc::new(Origin::default()),
+            report,
+            block_size: opts.block_size,
+            opts,
+            origins: HashMap::new(),
+        };
+        ctx.base = ctx.origin(None, None);
+        ctx
+    }
+
+    /// The shared origin of a (log group, log stream) in this file.
+    pub(super) fn origin(&mut self, group: Option<&str>, stream: Option<&str>) -> Arc<Origin> {
+        let key = (group.map(str::to_owned), stream.map(str::to_owned));
+        if let Some(o) = self.origins.get(&key) {
+            return o.clone();
+        }
+        let group = group.or(self.opts.log_group.as_deref());
+        let cluster = self
+            .opts
+            .cluster
+            .as_deref()
+            .or_else(|| group.and_then(cluster_from_log_group));
+        let origin = Arc::new(Origin {
+            file: self.label.clone(),
+            cluster: cluster.map(Arc::from),
+            log_group: group.map(Arc::from),
+            log_stream: stream.map(Arc::from),
+        });
+        self.origins.insert(key, origin.clone());
+        origin
+    }
+}
+
+/// Collects messages into chunks of about `block_size` bytes.
+pub(super) struct ChunkSink<'e> {
+    chunk: Chunk,
+    block_size: usize,
+    emit: &'e mut dyn FnMut(Chunk) -> bool,
+    stopped: bool,
+}
+
+impl<'e> ChunkSink<'e> {
+    pub(super) fn new(block_size: usize, emit: &'e mut dyn FnMut(Chunk) -> bool) -> Self {
+        Self {
+            chunk: Chunk::default(),
+            block_size,
+            emit,
+            stopped: false,
+        }
+    }
+
+    /// Copies one message in; false once the consumer wants no more.
+    pub(super) fn push(
+        &mut self,
+        text: &[u8],
+        line: u64,
+        origin: &Arc<Origin>,
+        cw: super::CwMeta,
+    ) -> bool {
+        let start = self.chunk.buf.len();
+        self.chunk.buf.extend_from_slice(text);
+        self.chunk.messages.push(super::Message {
+            start,
+            end: self.chunk.buf.len(),
+            line,
+            origin: origin.clone(),
+            cw,
+        });
+        if self.chunk.buf.len() >= self.block_size || self.chunk.messages.len() >= 16_384 {
+            self.flush();
+        }
+        !self.stopped
+    }
+
+    fn flush(&mut self) {
+        if !self.chunk.is_empty() && !self.stopped {
+            let chunk = std::mem::take(&mut self.chunk);
+            self.stopped = !(self.emit)(chunk);
+        }
+    }
+
+    /// Hands out what is left.
+    pub(super) fn finish(mut self) -> Flow {
+        self.flush();
+        if self.stopped {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Sources: where audit events come from. A source yields raw messages (the
+//! bytes of one audit event each) plus where they came from; it parses
+//! nothing of the event itself, that is `decode`'s job.
+//!
+//! Messages travel in [`Chunk`]s: one buffer and the byte ranges of the
+//! messages in it, so that a block read from a file becomes a chunk without
+//! copying line by line.
+
+pub mod files;
+mod frame;
+pub mod inputs;
+mod wrappers;
+
+use std::sync::Arc;
+
+pub use files::{FileSource, SourceOptions};
+pub use inputs::{Input, expand_paths};
+
+/// Where a message came from: the file, and the CloudWatch log group and
+/// stream when the input says so. Shared by all messages of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The input path as the user named it (`<stdin>` for `-`).
+    pub file: Arc<str>,
+    pub cluster: Option<Arc<str>>,
+    pub log_group: Option<Arc<str>>,
+    pub log_stream: Option<Arc<str>>,
+}
+
+/// CloudWatch metadata of one log event, where the input carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CwMeta {
+    pub event_id: Option<Box<str>>,
+    /// CloudWatch event timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// CloudWatch ingestion time, milliseconds since the epoch.
+    pub ingestion_ms: Option<i64>,
+}
+
+/// One audit event's text inside a chunk.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub start: usize,
+    pub end: usize,
+    /// 1-based line in `origin.file` where the message (or the wrapper
+    /// object holding it) starts.
+    pub line: u64,
+    pub origin: Arc<Origin>,
+    pub cw: CwMeta,
+}
+
+/// A batch of messages sharing one buffer.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub buf: Vec<u8>,
+    pub messages: Vec<Message>,
+}
+
+impl Chunk {
+    /// The bytes of one message.
+    pub fn text(&self, m: &Message) -> &[u8] {
+        &self.buf[m.start..m.end]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+/// Log streams of an EKS control-plane log group that carry audit events.
+pub const AUDIT_STREAM_PREFIX: &str = "kube-apiserver-audit";
+
+/// Whether a stream may hold audit events (unknown streams may).
+pub fn is_audit_stream(stream: Option<&str>) -> bool {
+    stream.is_none_or(|s| s.starts_with(AUDIT_STREAM_PREFIX))
+}

@@ -1,0 +1,523 @@
+//! A seeded generator of realistic EKS audit logs, for benchmarks and for
+//! checking eksaudit against other engines on inputs of any size.
+//!
+//! The mix follows what a busy cluster writes: kubelets renewing leases and
+//! patching pod status, controllers listing and watching, EKS components,
+//! application service accounts, and a few humans (IAM roles through
+//! `kubectl`, the cluster creator) with 403s, large `requestObject`s and the
+//! occasional anonymous scanner. Same seed, same bytes.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+/// Time of the first event: 2026-11-02T08:00:00Z, in microseconds.
+const START_US: i64 = 1_793_606_400_000_000;
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    pub events: u64,
+    pub seed: u64,
+    /// Write CloudWatch S3-export lines (`<ts> <json>`) instead of NDJSON.
+    pub export_lines: bool,
+}
+
+struct Gen {
+    rng: fastrand::Rng,
+    now_us: i64,
+    n: u64,
+}
+
+const NAMESPACES: [&str; 6] = [
+    "default",
+    "payments",
+    "web",
+    "monitoring",
+    "kube-system",
+    "data",
+];
+const CONTROLLERS: [&str; 6] = [
+    "replicaset-controller",
+    "deployment-controller",
+    "endpointslice-controller",
+    "namespace-controller",
+    "job-controller",
+    "horizontal-pod-autoscaler",
+];
+const HUMANS: [(&str, &str); 4] = [
+    ("alice@example.com", "Admin"),
+    ("bob@example.com", "Developer"),
+    ("carol@example.com", "Developer"),
+    ("dave@example.com", "ReadOnly"),
+];
+const ACCOUNT: &str = "111122223333";
+
+impl Gen {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.rng.usize(..items.len())]
+    }
+
+    fn uuid(&mut self) -> String {
+        let a = self.rng.u128(..);
+        let h = format!("{a:032x}");
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
+    }
+
+    fn ts(us: i64) -> String {
+        let secs = us.div_euclid(1_000_000);
+        let micros = us.rem_euclid(1_000_000);
+        let t = chrono::DateTime::from_timestamp(secs, 0).expect("generated times are in range");
+        format!("{}.{micros:06}Z", t.format("%Y-%m-%dT%H:%M:%S"))
+    }
+
+    fn node_ip(&mut self) -> String {
+        format!("192.168.{}.{}", self.rng.u8(0..64), self.rng.u8(1..255))
+    }
+
+    fn event(&mut self) -> Value {
+        self.n += 1;
+        self.now_us += i64::from(self.rng.u32(50..4000));
+        let roll = self.rng.u32(0..1000);
+        let (user, ip, agent, verb, object, code, request_object) = match roll {
+            0..=349 => self.kubelet(),
+            350..=649 => self.controller(),
+            650..=749 => self.eks_component(),
+            750..=879 => self.app_service_account(),
+            880..=994 => self.human(),
+            _ => self.scanner(),
+        };
+        let mut uri = match &object {
+            Some(o) => object_uri(o, &verb),
+            None => "/.env".to_string(),
+        };
+        if verb == "watch" {
+            uri.push_str("?watch=true&timeoutSeconds=540");
+        }
+        let decision = if code == 403 { "forbid" } else { "allow" };
+        let reason = if code == 403 {
+            String::new()
+        } else {
+            format!(
+                "RBAC: allowed by ClusterRoleBinding \"{v}\" of ClusterRole \"{v}\" to User \"{v}\"",
+                v = "system:basic-user"
+            )
+        };
+        let received = self.now_us;
+        let stage = received + i64::from(self.rng.u32(200..30_000));
+        let mut ev = serde_json::Map::new();
+        ev.insert("kind".into(), json!("Event"));
+        ev.insert("apiVersion".into(), json!("audit.k8s.io/v1"));
+        ev.insert(
+            "level".into(),
+            json!(if request_object.is_some() {
+                "RequestResponse"
+            } else {
+                "Metadata"
+            }),
+        );
+        ev.insert("auditID".into(), json!(self.uuid()));
+        ev.insert("stage".into(), json!("ResponseComplete"));
+        ev.insert("requestURI".into(), json!(uri));
+        ev.insert("verb".into(), json!(verb));
+        ev.insert("user".into(), user);
+        ev.insert("sourceIPs".into(), json!([ip]));
+        ev.insert("userAgent".into(), json!(agent));
+        if let Some(o) = object {
+            ev.insert("objectRef".into(), o);
+        }
+        let status = if code == 403 {
+            json!({"metadata":{},"status":"Failure","message":"forbidden","reason":"Forbidden","details":{},"code":403})
+        } else {
+            json!({"metadata":{},"code":code})
+        };
+        ev.insert("responseStatus".into(), status);
+        if let Some(r) = request_object {
+            ev.insert("requestObject".into(), r);
+        }
+        ev.insert("requestReceivedTimestamp".into(), json!(Self::ts(received)));
+        ev.insert("stageTimestamp".into(), json!(Self::ts(stage)));
+        ev.insert(
+            "annotations".into(),
+            json!({"authorization.k8s.io/decision": decision, "authorization.k8s.io/reason": reason}),
+        );
+        Value::Object(ev)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn kubelet(
+        &mut self,
+    ) -> (
+        Value,
+        String,
+        String,
+        String,
+        Option<Value>,
+        i64,
+        Option<Value>,
+    ) {
+        let ip = self.node_ip();
+        let node = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
+        let user = json!({
+            "username": format!("system:node:{node}"),
+            "uid": format!("aws-iam-authenticator:{ACCOUNT}:AROAEXAMPLENODE"),
+            "groups": ["system:bootstrappers", "system:nodes", "system:authenticated"],
+            "extra": {
+                "accessKeyId": ["ASIAEXAMPLE"],
+                "arn": [format!("arn:aws:sts::{ACCOUNT}:assumed-role/NodeInstanceRole/i-0{:x}", self.rng.u32(..))],
+                "canonicalArn": [format!("arn:aws:iam::{ACCOUNT}:role/NodeInstanceRole")],
+                "principalId": ["AROAEXAMPLENODE"],
+                "sessionName": ["i-0abc"]
+            }
+        });
+        let (verb, object) = if self.rng.bool() {
+            (
+                "update",
+                json!({"resource":"leases","namespace":"kube-node-lease","name":node,"apiGroup":"coordination.k8s.io","apiVersion":"v1"}),
+            )
+        } else {
+            let ns = *self.pick(&NAMESPACES);
+            (
+                "patch",
+                json!({"resource":"pods","namespace":ns,"name":format!("app-{:x}", self.rng.u16(..)),"apiVersion":"v1","subresource":"status"}),
+            )
+        };
+        (
+            user,
+            ip,
+            "kubelet/v1.31.2 (linux/amd64) kubernetes/5864a46".into(),
+            verb.into(),
+            Some(object),
+            200,
+            None,
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn controller(
+        &mut self,
+    ) -> (
+        Value,
+        String,
+        String,
+        String,
+        Option<Value>,
+        i64,
+        Option<Value>,
+    ) {
+        let c = *self.pick(&CONTROLLERS);
+        let user = json!({"username": format!("system:serviceaccount:kube-system:{c}"), "uid": self.uuid(), "groups": ["system:serviceaccounts","system:serviceaccounts:kube-system","system:authenticated"]});
+        let verb = *self.pick(&["list", "watch", "get", "update"]);
+        let resource = *self.pick(&[
+            "pods",
+            "replicasets",
+            "deployments",
+            "endpointslices",
+            "jobs",
+        ]);
+        let ns = *self.pick(&NAMESPACES);
+        let object =
+            json!({"resource":resource,"namespace":ns,"apiGroup":"apps","apiVersion":"v1"});
+        (
+            user,
+            "172.16.0.10".into(),
+            format!("kube-controller-manager/v1.31.2 (linux/amd64) kubernetes/5864a46/{c}"),
+            verb.into(),
+            Some(object),
+            200,
+            None,
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn eks_component(
+        &mut self,
+    ) -> (
+        Value,
+        String,
+        String,
+        String,
+        Option<Value>,
+        i64,
+        Option<Value>,
+    ) {
+        let who = *self.pick(&[
+            "eks:k8s-metrics",
+            "eks:certificate-controller",
+            "eks:addon-manager",
+            "eks:node-manager",
+        ]);
+        let user = json!({"username": who, "groups": ["system:authenticated"]});
+        let object = json!({"resource":"deployments","namespace":"kube-system","name":"vpc-resource-controller","apiGroup":"apps","apiVersion":"v1"});
+        (
+            user,
+            "172.16.33.233".into(),
+            "eks-k8s-metrics/v0.0.0 (linux/amd64) kubernetes/$Format".into(),
+            "list".into(),
+            Some(object),
+            200,
+            None,
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn app_service_account(
+        &mut self,
+    ) -> (
+        Value,
+        String,
+        String,
+        String,
+        Option<Value>,
+        i64,
+        Option<Value>,
+    ) {
+        let ns = *self.pick(&NAMESPACES[..4]);
+        let sa = *self.pick(&["default", "app", "prometheus", "fluent-bit"]);
+        let user = json!({
+            "username": format!("system:serviceaccount:{ns}:{sa}"),
+            "uid": self.uuid(),
+            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/pod-name": [format!("{sa}-7d9f8-x2x9k")], "authentication.kubernetes.io/pod-uid": [self.uuid()]}
+        });
+        let resource = *self.pick(&["configmaps", "secrets", "pods", "services"]);
+        let code = if resource == "secrets" && self.rng.u8(0..10) == 0 {
+            403
+        } else {
+            200
+        };
+        let object = json!({"resource":resource,"namespace":ns,"name":format!("{sa}-config"),"apiVersion":"v1"});
+        let ip = self.node_ip();
+        (
+            user,
+            ip,
+            "Go-http-client/2.0".into(),
+            "get".into(),
+            Some(object),
+            code,
+            None,
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn human(
+        &mut self,
+    ) -> (
+        Value,
+        String,
+        String,
+        String,
+        Option<Value>,
+        i64,
+        Option<Value>,
+    ) {
+        let admin = self.rng.u8(0..8) == 0;
+        let (email, role) = *self.pick(&HUMANS);
+        let username = if admin {
+            "kubernetes-admin".to_string()
+        } else {
+            format!(
+                "arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{}",
+                email.replace('@', "-")
+            )
+        };
+        let groups = if admin {
+            json!(["system:masters", "system:authenticated"])
+        } else {
+            json!([
+                format!("eks-{}", role.to_lowercase()),
+                "system:authenticated"
+            ])
+        };
+        let user = json!({
+            "username": username,
+            "uid": format!("aws-iam-authenticator:{ACCOUNT}:AROAEXAMPLE{}", role.to_uppercase()),
+            "groups": groups,
+            "extra": {
+                "accessKeyId": ["ASIAEXAMPLEHUMAN"],
+                "arn": [format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{email}")],
+                "canonicalArn": [format!("arn:aws:iam::{ACCOUNT}:role/{role}")],
+                "principalId": [format!("AROAEXAMPLE{}", role.to_uppercase())],
+                "sessionName": [email]
+            }
+        });
+        let ip = format!("203.0.113.{}", self.rng.u8(1..40));
+        let ns = *self.pick(&NAMESPACES);
+        let (verb, object, code, body) = match self.rng.u8(0..10) {
+            0..=1 => {
+                let name = format!("web-{}", self.rng.u16(..1000));
+                let body = deployment(&name, ns, self.rng.u8(1..6));
+                (
+                    "create",
+                    json!({"resource":"deployments","namespace":ns,"name":name,"apiGroup":"apps","apiVersion":"v1"}),
+                    201,
+                    Some(body),
+                )
+            }
+            2 => (
+                "get",
+                json!({"resource":"secrets","namespace":ns,"name":"db-login","apiVersion":"v1"}),
+                if role == "Admin" { 200 } else { 403 },
+                None,
+            ),
+            3 => (
+                "delete",
+                json!({"resource":"pods","namespace":ns,"name":format!("web-{:x}", self.rng.u16(..)),"apiVersion":"v1"}),
+                200,
+                None,
+            ),
+            _ => (
+                "list",
+                json!({"resource":"pods","namespace":ns,"apiVersion":"v1"}),
+                if role == "ReadOnly" && ns == "kube-system" {
+                    403
+                } else {
+                    200
+                },
+                None,
+            ),
+        };
+        (
+            user,
+            ip,
+            "kubectl/v1.31.0 (darwin/arm64) kubernetes/9edcffc".into(),
+            verb.into(),
+            Some(object),
+            code,
+            body,
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn scanner(
+        &mut self,
+    ) -> (
+        Value,
+        String,
+        String,
+        String,
+        Option<Value>,
+        i64,
+        Option<Value>,
+    ) {
+        let user = json!({"username": "system:anonymous", "groups": ["system:unauthenticated"]});
+        let ip = format!("198.51.100.{}", self.rng.u8(1..255));
+        (
+            user,
+            ip,
+            "python-requests/2.31.0".into(),
+            "get".into(),
+            None,
+            403,
+            None,
+        )
+    }
+}
+
+fn object_uri(o: &Value, verb: &str) -> String {
+    let s = |k: &str| o.get(k).and_then(Value::as_str);
+    let group = match s("apiGroup") {
+        Some(g) => format!("/apis/{g}/{}", s("apiVersion").unwrap_or("v1")),
+        None => "/api/v1".to_string(),
+    };
+    let mut uri = group;
+    if let Some(ns) = s("namespace") {
+        uri.push_str(&format!("/namespaces/{ns}"));
+    }
+    uri.push('/');
+    uri.push_str(s("resource").unwrap_or(""));
+    if let (Some(name), false) = (s("name"), verb == "create") {
+        uri.push('/');
+        uri.push_str(name);
+    }
+    if let Some(sub) = s("subresource") {
+        uri.push('/');
+        uri.push_str(sub);
+    }
+    uri
+}
+
+/// A Deployment body as kubectl sends it, with managedFields and an
+/// annotation holding the last applied configuration: several KB.
+fn deployment(name: &str, ns: &str, containers: u8) -> Value {
+    let containers: Vec<Value> = (0..containers)
+        .map(|i| {
+            json!({
+                "name": format!("c{i}"),
+                "image": format!("111122223333.dkr.ecr.us-east-1.amazonaws.com/{name}:v1.{i}.0"),
+                "ports": [{"containerPort": 8080 + u32::from(i), "protocol": "TCP"}],
+                "env": [{"name": "MODE", "value": "production"}, {"name": "NOTE", "value": "line one\nline \"two\" \u{00e9}"}],
+                "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}},
+                "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false}
+            })
+        })
+        .collect();
+    let spec = json!({
+        "replicas": 3,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}}
+    });
+    json!({
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": spec.to_string()},
+            "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {}}}}}}]
+        },
+        "spec": spec
+    })
+}
+
+/// Writes `opts.events` events to `out`.
+pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> {
+    let mut g = Gen {
+        rng: fastrand::Rng::with_seed(opts.seed),
+        now_us: START_US,
+        n: 0,
+    };
+    let mut line = Vec::with_capacity(4096);
+    for _ in 0..opts.events {
+        let ev = g.event();
+        line.clear();
+        if opts.export_lines {
+            let ms = g.now_us / 1000 + 300;
+            let t =
+                chrono::DateTime::from_timestamp_millis(ms).expect("generated times are in range");
+            write!(line, "{} ", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"))?;
+        }
+        serde_json::to_writer(&mut line, &ev)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_bytes() {
+        let opts = GenOptions {
+            events: 200,
+            seed: 7,
+            export_lines: false,
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        generate(&opts, &mut a).unwrap();
+        generate(&opts, &mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.iter().filter(|&&c| c == b'\n').count(), 200);
+        let text = String::from_utf8(a).unwrap();
+        assert!(text.contains("system:anonymous") || text.contains("kubernetes-admin"));
+    }
+}

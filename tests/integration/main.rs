@@ -1,0 +1,71 @@
+//! eksaudit's integration tests: one binary (see STYLE.md). Library-level
+//! checks run the real decoder and DataFusion session; CLI checks run the
+//! real binary.
+
+mod bad_input;
+mod cli;
+mod formats;
+mod realdata;
+mod saved;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use eksaudit::query::{self, Query};
+use eksaudit::report::{Counts, Report};
+use eksaudit::source::{FileSource, SourceOptions, expand_paths};
+
+/// The project's folder.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn samples() -> String {
+    root().join("samples").display().to_string()
+}
+
+/// Runs `sql` over `paths` through the library; returns the batches and the
+/// input report.
+pub fn run_sql<P: AsRef<Path>>(
+    sql: &str,
+    paths: &[P],
+) -> eksaudit::Result<(Vec<RecordBatch>, Counts)> {
+    run_sql_with(sql, paths, SourceOptions::default())
+}
+
+pub fn run_sql_with<P: AsRef<Path>>(
+    sql: &str,
+    paths: &[P],
+    opts: SourceOptions,
+) -> eksaudit::Result<(Vec<RecordBatch>, Counts)> {
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| p.as_ref().display().to_string())
+        .collect();
+    let inputs = expand_paths(&paths)?;
+    let report = Arc::new(Report::new());
+    let source = FileSource::new(inputs, opts, report.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let batches = rt.block_on(async {
+        let ctx = query::session(source, report.clone(), 2)?;
+        Query::plan(&ctx, sql).await?.collect().await
+    })?;
+    Ok((batches, report.counts()))
+}
+
+/// Results as an aligned table, for comparisons and snapshots.
+pub fn table(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+/// Runs and renders; panics on error.
+pub fn sql_table<P: AsRef<Path>>(sql: &str, paths: &[P]) -> String {
+    let (batches, _) = run_sql(sql, paths).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    table(&batches)
+}
