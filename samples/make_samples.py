@@ -93,7 +93,7 @@ RBAC_ALLOW = 'RBAC: allowed by ClusterRoleBinding "{b}" of ClusterRole "{r}" to 
 
 
 def event(n, ms, user, ip, agent, verb, uri, obj, code, decision="allow", reason="",
-          level="Metadata", request=None, stage="ResponseComplete", status_extra=None):
+          level="Metadata", request=None, stage="ResponseComplete", status_extra=None, impersonated=None):
     ev = {
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
@@ -103,6 +103,10 @@ def event(n, ms, user, ip, agent, verb, uri, obj, code, decision="allow", reason
         "requestURI": uri,
         "verb": verb,
         "user": user,
+    }
+    if impersonated is not None:
+        ev["impersonatedUser"] = impersonated
+    ev |= {
         "sourceIPs": [ip],
         "userAgent": agent,
     }
@@ -163,6 +167,9 @@ def story():
                                         "metadata": {"name": "user1-admin", "namespace": "ns-a"},
                                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
                                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "user1"}]}),
+        event(5, a + 11000, ADMIN, ADMIN_IP, KUBECTL, "create", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+              {"resource": "selfsubjectaccessreviews", "apiGroup": "authorization.k8s.io", "apiVersion": "v1"}, 201,
+              impersonated={"username": "user1", "groups": ["system:authenticated"]}),
     ]
 
     # The aws-auth edit, as found with Logs Insights (get-query-results).

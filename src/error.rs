@@ -9,19 +9,19 @@ use datafusion::error::DataFusionError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory named on the command line could not be read.
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: io::Error },
 
     /// A gzip-compressed input is corrupt or cut short.
-    #[error("{path}: unreadable gzip data: {source}")]
-    Gzip { path: String, source: io::Error },
+    #[error("{path}: unreadable gzip data: {cause}")]
+    Gzip { path: String, cause: io::Error },
 
     /// `--strict` and the input held events that could not be read.
     #[error("{count} bad event(s) in the input (--strict)")]
     BadInput { count: u64 },
 
     /// The SQL failed to plan or run.
-    #[error("{}", .0.strip_backtrace())]
+    #[error("{}", one_line(&.0.strip_backtrace()))]
     Query(DataFusionError),
 
     /// `--saved NAME` names no saved query.
@@ -33,22 +33,22 @@ pub enum Error {
     MissingParam(String),
 
     /// Writing results failed.
-    #[error("writing {what}: {source}")]
-    Output { what: String, source: io::Error },
+    #[error("writing {what}: {cause}")]
+    Output { what: String, cause: io::Error },
 
     /// Results could not be encoded in the requested format.
-    #[error("encoding results as {format}: {source}")]
+    #[error("encoding results as {format}: {cause}")]
     Encode {
         format: &'static str,
-        source: datafusion::arrow::error::ArrowError,
+        cause: datafusion::arrow::error::ArrowError,
     },
 }
 
 impl Error {
-    pub fn io(path: impl Into<String>, source: io::Error) -> Self {
+    pub fn io(path: impl Into<String>, cause: io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 
@@ -56,7 +56,7 @@ impl Error {
     /// which is not a failure.
     pub fn is_broken_pipe(&self) -> bool {
         match self {
-            Error::Output { source, .. } => source.kind() == io::ErrorKind::BrokenPipe,
+            Error::Output { cause, .. } => cause.kind() == io::ErrorKind::BrokenPipe,
             Error::Query(DataFusionError::IoError(e)) => e.kind() == io::ErrorKind::BrokenPipe,
             _ => false,
         }
@@ -76,6 +76,15 @@ impl From<DataFusionError> for Error {
             other => Error::Query(other),
         }
     }
+}
+
+/// DataFusion's messages sometimes span lines; the CLI prints one.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

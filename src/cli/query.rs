@@ -170,9 +170,9 @@ async fn write_results(q: Query, args: &QueryArgs) -> Result<(), Error> {
     let (out, what, format): (Box<dyn Write>, String, Format) = match output {
         Some(path) => {
             let what = path.display().to_string();
-            let file = File::create(path).map_err(|source| Error::Output {
+            let file = File::create(path).map_err(|cause| Error::Output {
                 what: what.clone(),
-                source,
+                cause,
             })?;
             let format = args
                 .format
@@ -200,13 +200,13 @@ async fn write_results(q: Query, args: &QueryArgs) -> Result<(), Error> {
         }
     };
     let encode_error = |e: datafusion::arrow::error::ArrowError| match e {
-        datafusion::arrow::error::ArrowError::IoError(_, source) => Error::Output {
+        datafusion::arrow::error::ArrowError::IoError(_, cause) => Error::Output {
             what: what.clone(),
-            source,
+            cause,
         },
         other => Error::Encode {
             format: format.name(),
-            source: other,
+            cause: other,
         },
     };
     let mut writer = ResultWriter::new(format, q.schema(), out);

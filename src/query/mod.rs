@@ -1,12 +1,13 @@
 //! The SQL layer: the only module that calls DataFusion's APIs (its API moves
 //! every release; the version is pinned in Cargo.toml).
 //!
-//! One place builds the session: DuckDB dialect so that `user.username`,
+//! One place builds the session: DuckDB's dialect (see `dialect`) so that `user.username`,
 //! `sourceIPs[1]` and `annotations['...']` read as typed (the generic
 //! dialect takes `user` for the SQL function `USER`), identifiers kept
 //! case-sensitive so `auditID` and `objectRef` need no quotes, JSON functions
 //! from datafusion-functions-json, eksaudit's own UDFs, and the table `audit`.
 
+mod dialect;
 pub mod saved;
 mod table;
 pub mod udf;
@@ -17,9 +18,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::Dialect;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::DFParserBuilder;
 
 use crate::error::{Error, Result};
 use crate::report::Report;
@@ -56,8 +59,28 @@ pub struct Query {
 impl Query {
     /// Plans `sql` (one statement).
     pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Self> {
+        let dialect = dialect::AuditDialect::default();
+        let mut statements = DFParserBuilder::new(sql)
+            .with_dialect(&dialect)
+            .build()?
+            .parse_statements()?;
+        let statement = match (statements.pop_front(), statements.is_empty()) {
+            (Some(s), true) => s,
+            (None, _) => {
+                return Err(Error::Query(DataFusionError::Plan(
+                    "no SQL statement given".into(),
+                )));
+            }
+            (Some(_), false) => {
+                return Err(Error::Query(DataFusionError::Plan(
+                    "one SQL statement at a time, please".into(),
+                )));
+            }
+        };
+        let state = ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
         Ok(Self {
-            df: ctx.sql(sql).await?,
+            df: ctx.execute_logical_plan(plan).await?,
         })
     }
 

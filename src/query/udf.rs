@@ -114,19 +114,12 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
-/// Globally routable unicast: not private, unspecified, multicast,
-/// broadcast or documentation space.
+/// Routable unicast: not private, unspecified, multicast or broadcast.
+/// Documentation ranges (TEST-NET, 2001:db8::/32) count as public: they
+/// never reach a real cluster, and examples use them for public addresses.
 pub fn is_public(ip: IpAddr) -> bool {
-    if is_private(ip) || ip.is_unspecified() || ip.is_multicast() {
-        return false;
-    }
-    match ip {
-        IpAddr::V4(v4) => !v4.is_broadcast() && !v4.is_documentation(),
-        IpAddr::V6(v6) => {
-            let doc: ipnet::Ipv6Net = "2001:db8::/32".parse().expect("valid literal");
-            !doc.contains(&v6)
-        }
-    }
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    !(is_private(ip) || ip.is_unspecified() || ip.is_multicast() || broadcast)
 }
 
 /// Identities of the control plane itself: `eks:*` components, nodes,

@@ -102,7 +102,10 @@ impl FileSource {
         let mut ctx = FileCtx::new(&label, &self.opts, &self.report);
         let mut buf = Vec::new();
         blocks.fill(&mut buf, self.opts.block_size)?;
-        let Some(start) = first_content_byte(&buf) else {
+        if buf.starts_with(UTF8_BOM) {
+            buf.drain(..UTF8_BOM.len());
+        }
+        let Some(start) = buf.iter().position(|b| !b.is_ascii_whitespace()) else {
             return Ok(Flow::Continue); // empty file: no events, not an error
         };
         let first = buf[start];
@@ -138,18 +141,8 @@ impl FileSource {
     }
 }
 
-/// Skips a UTF-8 byte-order mark and white space.
-fn first_content_byte(buf: &[u8]) -> Option<usize> {
-    let start = if buf.starts_with(b"\xEF\xBB\xBF") {
-        3
-    } else {
-        0
-    };
-    buf[start..]
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|i| i + start)
-}
+/// Some Windows tools start text files with a byte-order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The log stream named by an S3 export object's parent directory, when it
 /// is an EKS control-plane stream.
@@ -195,7 +188,7 @@ impl BlockReader {
                     buf.truncate(old);
                     let path = self.label.clone();
                     return Err(if self.gzip {
-                        Error::Gzip { path, source: e }
+                        Error::Gzip { path, cause: e }
                     } else {
                         Error::io(path, e)
                     });

@@ -183,7 +183,10 @@ pub(super) fn scan_value(buf: &[u8], pos: usize) -> Scan {
                 // Jump to the closing quote, stepping over escapes.
                 i += 1;
                 loop {
-                    match memchr2(b'"', b'\\', &buf[i..]) {
+                    let Some(rest) = buf.get(i..) else {
+                        return Scan::Incomplete; // an escape at the very end
+                    };
+                    match memchr2(b'"', b'\\', rest) {
                         Some(j) if buf[i + j] == b'\\' => i += j + 2,
                         Some(j) => {
                             i += j;

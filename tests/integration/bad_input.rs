@@ -72,14 +72,35 @@ fn not_an_audit_event() {
     );
 }
 
+/// Deep nesting never overflows the stack: values the schema does not read
+/// are skipped without recursion, so the event is kept.
 #[test]
 fn deep_nesting() {
-    let deep = format!(
-        r#"{{"kind":"Event","auditID":"deep","requestObject":{}{}}}"#,
-        "[".repeat(10_000),
-        "]".repeat(10_000)
+    let deep = deep_array(100_000);
+    let ev = good(7).replace(
+        r#""stage":"#,
+        &format!(r#""requestObject":{deep},"unknownField":{deep},"stage":"#),
     );
-    assert_skipped("deep.log", deep.as_bytes(), "recursion limit");
+    let (rows, counts) = around("deep.log", ev.as_bytes());
+    assert_eq!(counts.problems(), 0, "{:?}", counts.first);
+    assert!(rows.contains("good-7"));
+    // Where the schema wants strings, the deep value is a wrongly typed field.
+    let ev = good(8).replace(
+        r#""user":{"username":"u"}"#,
+        &format!(r#""user":{{"username":"u","extra":{{"k":{deep}}}}}"#),
+    );
+    let (rows, counts) = around("deep-extra.log", ev.as_bytes());
+    assert_eq!(counts.bad_fields, 1, "{:?}", counts.first);
+    assert!(
+        counts.first[0].contains("user.extra.k"),
+        "{:?}",
+        counts.first
+    );
+    assert!(rows.contains("good-8"));
+}
+
+fn deep_array(n: usize) -> String {
+    format!("{}{}", "[".repeat(n), "]".repeat(n))
 }
 
 #[test]

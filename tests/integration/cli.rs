@@ -62,7 +62,7 @@ fn parquet_output() {
     let p = dir.path().join("out.parquet");
     let out = eksaudit(&[
         "query",
-        "select * except (raw) from audit",
+        "select * exclude (raw) from audit",
         &samples(),
         "-o",
         p.to_str().unwrap(),

@@ -44,8 +44,17 @@ fn every_format_gives_the_same_rows() {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let stream = if with_stream { r#""logStreamName":"kube-apiserver-audit-1","# } else { "" };
-                format!(r#"{{{stream}"id":"{i}","eventId":"{i}","timestamp":{},"ingestionTime":{},"message":{}}}"#, 1_700_000_000_000i64 + i as i64, 1_700_000_000_500i64 + i as i64, json_string(l))
+                let stream = if with_stream {
+                    r#""logStreamName":"kube-apiserver-audit-1","#
+                } else {
+                    ""
+                };
+                format!(
+                    r#"{{{stream}"eventId":"{i}","timestamp":{},"ingestionTime":{},"message":{}}}"#,
+                    1_700_000_000_000i64 + i as i64,
+                    1_700_000_000_500i64 + i as i64,
+                    json_string(l)
+                )
             })
             .collect();
         items.join(",")
@@ -219,7 +228,7 @@ fn samples_read_cleanly() {
     +----+-----+
     | n  | ids |
     +----+-----+
-    | 50 | 50  |
+    | 51 | 51  |
     +----+-----+
     ");
 }
@@ -247,7 +256,7 @@ fn nested_access_and_functions() {
 #[test]
 fn decoded_row_snapshot() {
     let out = sql_table(
-        "select * except (source_file, raw) from audit where auditID = '00000000-0000-4000-8000-000000000012'",
+        "select * exclude (source_file, raw) from audit where auditID = '00000000-0000-4000-8000-000000000012'",
         &[samples()],
     );
     insta::assert_snapshot!(out);
