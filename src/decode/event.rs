@@ -110,7 +110,7 @@ impl std::fmt::Display for NotAnEvent {
                     "not an audit event: expected a JSON object, found {found}"
                 )
             }
-            NotAnEvent::Kind(k) => write!(f, "not an audit event: kind is {k:?}, not \"Event\""),
+            NotAnEvent::Kind(k) => write!(f, "not an audit event: kind is {k}, not \"Event\""),
             NotAnEvent::ApiVersion(v) => {
                 write!(
                     f,
@@ -134,7 +134,7 @@ impl<'a> Event<'a> {
             return Err(NotAnEvent::NotAnObject(found));
         }
         match &self.kind {
-            Str::Value(k) if k != "Event" => return Err(NotAnEvent::Kind(k.to_string())),
+            Str::Value(k) if k != "Event" => return Err(NotAnEvent::Kind(format!("{k:?}"))),
             Str::Wrong(w) => return Err(NotAnEvent::Kind(format!("a {w}"))),
             _ => {}
         }
