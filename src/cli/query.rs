@@ -225,28 +225,29 @@ fn print_summary(c: &Counts, err: &mut dyn Write) {
     }
     let mut parts = Vec::new();
     if c.bad_events > 0 {
-        parts.push(format!("skipped {} unreadable event(s)", c.bad_events));
+        parts.push(format!("{} skipped as unreadable", c.bad_events));
     }
     if c.bad_fields > 0 {
         parts.push(format!(
-            "nulled wrongly typed fields in {} event(s)",
+            "{} kept with wrongly typed fields nulled",
             c.bad_fields
         ));
     }
-    if !parts.is_empty() {
-        let shown = c.first.len() as u64;
-        let more = if c.problems() > shown {
-            format!("; first {shown} shown above")
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            err,
-            "eksaudit: {} of {} event(s) read{more}",
-            parts.join(", "),
-            c.events + c.bad_events
-        );
+    if parts.is_empty() {
+        return;
     }
+    let shown = c.first.len() as u64;
+    let more = if c.problems() > shown {
+        format!(" (first {shown} shown above)")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        err,
+        "eksaudit: {} event(s) read: {}{more}",
+        c.events + c.bad_events,
+        parts.join(", ")
+    );
 }
 
 #[cfg(test)]

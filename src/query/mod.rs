@@ -8,18 +8,22 @@
 //! from datafusion-functions-json, eksaudit's own UDFs, and the table `audit`.
 
 mod dialect;
+mod names;
 pub mod saved;
 mod table;
 pub mod udf;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
 use datafusion::common::config::Dialect;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::DFParserBuilder;
@@ -79,8 +83,9 @@ impl Query {
         };
         let state = ctx.state();
         let plan = state.statement_to_plan(statement).await?;
+        let df = ctx.execute_logical_plan(plan).await?;
         Ok(Self {
-            df: ctx.execute_logical_plan(plan).await?,
+            df: with_display_names(df)?,
         })
     }
 
@@ -130,6 +135,37 @@ impl Query {
         self.df.write_parquet(path, opts, None).await?;
         Ok(())
     }
+}
+
+/// Renames result columns that are paths into audit columns (see `names`).
+/// Statements without output (COPY, DDL) and results needing no renaming
+/// are left alone.
+fn with_display_names(df: DataFrame) -> Result<DataFrame> {
+    let fields: Vec<(Option<String>, Expr)> = df
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let col = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            (names::display_name(field.name()), col)
+        })
+        .collect();
+    if fields.iter().all(|(n, _)| n.is_none()) {
+        return Ok(df);
+    }
+    let mut taken: HashSet<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let exprs: Vec<Expr> = fields
+        .into_iter()
+        .map(|(name, col)| match name {
+            Some(n) if taken.insert(n.clone()) => col.alias(n),
+            _ => col,
+        })
+        .collect();
+    Ok(df.select(exprs)?)
 }
 
 /// Number of decode partitions: every core.

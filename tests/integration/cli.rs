@@ -171,7 +171,7 @@ fn strict_fails_on_bad_events_but_prints_results() {
     let err = text(&out.stderr);
     assert!(err.contains("mixed.log:2: invalid JSON"), "{err}");
     assert!(
-        err.contains("skipped 1 unreadable event(s) of 2 event(s) read"),
+        err.contains("eksaudit: 2 event(s) read: 1 skipped as unreadable\n"),
         "{err}"
     );
     let out = eksaudit(&[
