@@ -23,6 +23,17 @@ pub struct GenOptions {
     pub export_lines: bool,
 }
 
+/// Who did what, before it is dressed as an audit event.
+struct Request {
+    user: Value,
+    ip: String,
+    agent: String,
+    verb: String,
+    object: Option<Value>,
+    code: i64,
+    body: Option<Value>,
+}
+
 struct Gen {
     rng: fastrand::Rng,
     now_us: i64,
@@ -86,7 +97,15 @@ impl Gen {
         self.n += 1;
         self.now_us += i64::from(self.rng.u32(50..4000));
         let roll = self.rng.u32(0..1000);
-        let (user, ip, agent, verb, object, code, request_object) = match roll {
+        let Request {
+            user,
+            ip,
+            agent,
+            verb,
+            object,
+            code,
+            body: request_object,
+        } = match roll {
             0..=349 => self.kubelet(),
             350..=649 => self.controller(),
             650..=749 => self.eks_component(),
@@ -151,18 +170,7 @@ impl Gen {
         Value::Object(ev)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn kubelet(
-        &mut self,
-    ) -> (
-        Value,
-        String,
-        String,
-        String,
-        Option<Value>,
-        i64,
-        Option<Value>,
-    ) {
+    fn kubelet(&mut self) -> Request {
         let ip = self.node_ip();
         let node = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
         let user = json!({
@@ -189,29 +197,18 @@ impl Gen {
                 json!({"resource":"pods","namespace":ns,"name":format!("app-{:x}", self.rng.u16(..)),"apiVersion":"v1","subresource":"status"}),
             )
         };
-        (
+        Request {
             user,
             ip,
-            "kubelet/v1.31.2 (linux/amd64) kubernetes/5864a46".into(),
-            verb.into(),
-            Some(object),
-            200,
-            None,
-        )
+            agent: "kubelet/v1.31.2 (linux/amd64) kubernetes/5864a46".into(),
+            verb: verb.into(),
+            object: Some(object),
+            code: 200,
+            body: None,
+        }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn controller(
-        &mut self,
-    ) -> (
-        Value,
-        String,
-        String,
-        String,
-        Option<Value>,
-        i64,
-        Option<Value>,
-    ) {
+    fn controller(&mut self) -> Request {
         let c = *self.pick(&CONTROLLERS);
         let user = json!({"username": format!("system:serviceaccount:kube-system:{c}"), "uid": self.uuid(), "groups": ["system:serviceaccounts","system:serviceaccounts:kube-system","system:authenticated"]});
         let verb = *self.pick(&["list", "watch", "get", "update"]);
@@ -225,29 +222,18 @@ impl Gen {
         let ns = *self.pick(&NAMESPACES);
         let object =
             json!({"resource":resource,"namespace":ns,"apiGroup":"apps","apiVersion":"v1"});
-        (
+        Request {
             user,
-            "172.16.0.10".into(),
-            format!("kube-controller-manager/v1.31.2 (linux/amd64) kubernetes/5864a46/{c}"),
-            verb.into(),
-            Some(object),
-            200,
-            None,
-        )
+            ip: "172.16.0.10".into(),
+            agent: format!("kube-controller-manager/v1.31.2 (linux/amd64) kubernetes/5864a46/{c}"),
+            verb: verb.into(),
+            object: Some(object),
+            code: 200,
+            body: None,
+        }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn eks_component(
-        &mut self,
-    ) -> (
-        Value,
-        String,
-        String,
-        String,
-        Option<Value>,
-        i64,
-        Option<Value>,
-    ) {
+    fn eks_component(&mut self) -> Request {
         let who = *self.pick(&[
             "eks:k8s-metrics",
             "eks:certificate-controller",
@@ -256,29 +242,18 @@ impl Gen {
         ]);
         let user = json!({"username": who, "groups": ["system:authenticated"]});
         let object = json!({"resource":"deployments","namespace":"kube-system","name":"vpc-resource-controller","apiGroup":"apps","apiVersion":"v1"});
-        (
+        Request {
             user,
-            "172.16.33.233".into(),
-            "eks-k8s-metrics/v0.0.0 (linux/amd64) kubernetes/$Format".into(),
-            "list".into(),
-            Some(object),
-            200,
-            None,
-        )
+            ip: "172.16.33.233".into(),
+            agent: "eks-k8s-metrics/v0.0.0 (linux/amd64) kubernetes/$Format".into(),
+            verb: "list".into(),
+            object: Some(object),
+            code: 200,
+            body: None,
+        }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn app_service_account(
-        &mut self,
-    ) -> (
-        Value,
-        String,
-        String,
-        String,
-        Option<Value>,
-        i64,
-        Option<Value>,
-    ) {
+    fn app_service_account(&mut self) -> Request {
         let ns = *self.pick(&NAMESPACES[..4]);
         let sa = *self.pick(&["default", "app", "prometheus", "fluent-bit"]);
         let user = json!({
@@ -295,29 +270,18 @@ impl Gen {
         };
         let object = json!({"resource":resource,"namespace":ns,"name":format!("{sa}-config"),"apiVersion":"v1"});
         let ip = self.node_ip();
-        (
+        Request {
             user,
             ip,
-            "Go-http-client/2.0".into(),
-            "get".into(),
-            Some(object),
+            agent: "Go-http-client/2.0".into(),
+            verb: "get".into(),
+            object: Some(object),
             code,
-            None,
-        )
+            body: None,
+        }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn human(
-        &mut self,
-    ) -> (
-        Value,
-        String,
-        String,
-        String,
-        Option<Value>,
-        i64,
-        Option<Value>,
-    ) {
+    fn human(&mut self) -> Request {
         let admin = self.rng.u8(0..8) == 0;
         let (email, role) = *self.pick(&HUMANS);
         let username = if admin {
@@ -384,40 +348,29 @@ impl Gen {
                 None,
             ),
         };
-        (
+        Request {
             user,
             ip,
-            "kubectl/v1.31.0 (darwin/arm64) kubernetes/9edcffc".into(),
-            verb.into(),
-            Some(object),
+            agent: "kubectl/v1.31.0 (darwin/arm64) kubernetes/9edcffc".into(),
+            verb: verb.into(),
+            object: Some(object),
             code,
             body,
-        )
+        }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn scanner(
-        &mut self,
-    ) -> (
-        Value,
-        String,
-        String,
-        String,
-        Option<Value>,
-        i64,
-        Option<Value>,
-    ) {
+    fn scanner(&mut self) -> Request {
         let user = json!({"username": "system:anonymous", "groups": ["system:unauthenticated"]});
         let ip = format!("198.51.100.{}", self.rng.u8(1..255));
-        (
+        Request {
             user,
             ip,
-            "python-requests/2.31.0".into(),
-            "get".into(),
-            None,
-            403,
-            None,
-        )
+            agent: "python-requests/2.31.0".into(),
+            verb: "get".into(),
+            object: None,
+            code: 403,
+            body: None,
+        }
     }
 }
 

@@ -59,7 +59,7 @@ pub enum ResultWriter<W: Write> {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     },
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Json(json::ArrayWriter<W>),
     Ndjson(json::LineDelimitedWriter<W>),
 }
@@ -73,9 +73,9 @@ impl<W: Write> ResultWriter<W> {
                 schema,
                 batches: Vec::new(),
             },
-            Format::Csv => {
-                ResultWriter::Csv(csv::WriterBuilder::new().with_header(true).build(out))
-            }
+            Format::Csv => ResultWriter::Csv(Box::new(
+                csv::WriterBuilder::new().with_header(true).build(out),
+            )),
             Format::Json => ResultWriter::Json(json().build(out)),
             Format::Ndjson => ResultWriter::Ndjson(json().build(out)),
         }

@@ -189,17 +189,12 @@ impl<'de> Deserialize<'de> for StrList<'de> {
 
 /// A JSON object read as ordered entries, later duplicates replacing earlier
 /// ones. `V` is the lenient type of the values.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Map<'a, V> {
+    #[default]
     Absent,
     Value(Vec<(Cow<'a, str>, V)>),
     Wrong(&'static str),
-}
-
-impl<V> Default for Map<'_, V> {
-    fn default() -> Self {
-        Map::Absent
-    }
 }
 
 /// Object keys: borrowed when the JSON has no escapes in them.
