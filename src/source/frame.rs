@@ -29,8 +29,8 @@ pub enum LineFormat {
 }
 
 /// A file whose first value starts with `{` is NDJSON when that line holds
-/// more than the brace (pretty-printers put `{` alone on a line) and its
-/// first value is not a CloudWatch wrapper.
+/// more than the brace (pretty-printers put `{` alone on a line), exactly
+/// one value, and that value is not a CloudWatch wrapper.
 pub(super) fn is_ndjson(blocks: &mut BlockReader, buf: &mut Vec<u8>, start: usize) -> Result<bool> {
     let line_end = |buf: &[u8]| memchr(b'\n', &buf[start..]).map(|i| start + i);
     while line_end(buf).is_none() && !blocks.eof {
@@ -43,7 +43,10 @@ pub(super) fn is_ndjson(blocks: &mut BlockReader, buf: &mut Vec<u8>, start: usiz
         return Ok(false);
     }
     Ok(match scan_value(first_line, 0) {
+        // `{...}{...}` on one line is a stream of values, not one per line.
+        Scan::Complete(e) if !first_line[e..].iter().all(u8::is_ascii_whitespace) => false,
         Scan::Complete(e) => matches!(wrappers::classify(&first_line[..e]), TopLevel::Event),
+        // A broken first line: line by line, so it costs only itself.
         Scan::Incomplete | Scan::Invalid => true,
     })
 }

@@ -215,3 +215,19 @@ fn explicit_non_log_file_is_reported() {
         counts.first
     );
 }
+
+#[test]
+fn broken_first_line_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("first.log");
+    fs::write(&p, format!("{}\n{}\n{}\n", &GOOD[..60], good(1), good(2))).unwrap();
+    let (batches, counts) = run_sql("select auditID from audit order by 1", &[&p]).unwrap();
+    assert_eq!(counts.bad_events, 1, "{:?}", counts.first);
+    assert!(
+        counts.first[0].contains("first.log:1: invalid JSON"),
+        "{:?}",
+        counts.first
+    );
+    let rows = table(&batches);
+    assert!(rows.contains("good-1") && rows.contains("good-2"), "{rows}");
+}
