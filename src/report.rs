@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many individual problems are kept for printing.
 pub const SHOWN: usize = 10;
@@ -12,6 +13,8 @@ pub const SHOWN: usize = 10;
 #[derive(Debug, Default)]
 pub struct Report {
     inner: Mutex<Counts>,
+    /// Input bytes read so far (compressed size for gzip), for progress.
+    bytes_read: AtomicU64,
 }
 
 /// Totals of one run.
@@ -88,6 +91,19 @@ impl Report {
 
     pub fn skipped_file(&self, path: &str) {
         self.with(|c| c.skipped_files.push(path.to_string()));
+    }
+
+    pub fn add_bytes_read(&self, n: u64) {
+        self.bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Events decoded so far.
+    pub fn events(&self) -> u64 {
+        self.with(|c| c.events)
     }
 
     /// A copy of the totals so far.

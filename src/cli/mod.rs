@@ -3,6 +3,7 @@
 
 mod generate;
 pub mod output;
+mod progress;
 mod queries;
 mod query;
 
@@ -94,7 +95,8 @@ pub struct QueryArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// Print no summary of skipped input on stderr (problems are still counted).
+    /// Print no progress and no summary of skipped input on stderr
+    /// (problems are still counted, and --strict still applies).
     #[arg(short, long)]
     pub quiet: bool,
 }

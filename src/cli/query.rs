@@ -11,10 +11,11 @@ use futures::StreamExt;
 
 use super::QueryArgs;
 use super::output::{Format, ResultWriter};
+use super::progress::Progress;
 use crate::error::Error;
 use crate::query::{self, Query, saved};
 use crate::report::{Counts, Report};
-use crate::source::{FileSource, SourceOptions, expand_paths};
+use crate::source::{FileSource, SourceOptions, expand_paths, total_size};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -119,6 +120,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     params.retain(|(k, _)| !args.params.iter().any(|(a, _)| a == k));
     params.extend(args.params.iter().cloned());
     let inputs = expand_paths(&plan.paths)?;
+    let total = total_size(&inputs);
     let report = Arc::new(Report::new());
     let opts = SourceOptions {
         cluster: args.cluster.clone(),
@@ -132,11 +134,20 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let mut progress =
+        (!args.quiet && io::stderr().is_terminal()).then(|| Progress::start(report.clone(), total));
+    // Progress gives way to results as soon as the first rows are written.
+    let mut end_progress = || {
+        if let Some(p) = progress.take() {
+            p.finish();
+        }
+    };
     let result = runtime.block_on(async {
         let ctx = query::session(source, report.clone(), partitions)?;
         let q = Query::plan(&ctx, &sql).await?.bind(&params)?;
-        write_results(q, &args).await
+        write_results(q, &args, &mut end_progress).await
     });
+    end_progress();
     let counts = report.counts();
     if !args.quiet {
         print_summary(&counts, &mut io::stderr().lock());
@@ -158,14 +169,20 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn write_results(q: Query, args: &QueryArgs) -> Result<(), Error> {
+async fn write_results(
+    q: Query,
+    args: &QueryArgs,
+    before_output: &mut dyn FnMut(),
+) -> Result<(), Error> {
     let output = args.output.as_deref();
     if let Some(path) = output
         && path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
     {
-        return q.write_parquet(&path.to_string_lossy()).await;
+        let written = q.write_parquet(&path.to_string_lossy()).await;
+        before_output();
+        return written;
     }
     let (out, what, format): (Box<dyn Write>, String, Format) = match output {
         Some(path) => {
@@ -212,8 +229,10 @@ async fn write_results(q: Query, args: &QueryArgs) -> Result<(), Error> {
     let mut writer = ResultWriter::new(format, q.schema(), out);
     let mut stream = q.stream().await?;
     while let Some(batch) = stream.next().await {
+        before_output();
         writer.push(&batch?).map_err(encode_error)?;
     }
+    before_output();
     writer.finish().map_err(encode_error)
 }
 

@@ -85,7 +85,11 @@ impl FileSource {
                     export_stream_dir(path),
                 ),
             };
-        let mut buffered = BufReader::with_capacity(256 << 10, raw);
+        let counted = Counted {
+            inner: raw,
+            report: self.report.clone(),
+        };
+        let mut buffered = BufReader::with_capacity(256 << 10, counted);
         let head = buffered.fill_buf().map_err(|e| Error::io(&label, e))?;
         let gzip = head.starts_with(&[0x1f, 0x8b]);
         let reader: Box<dyn Read + Send> = if gzip {
@@ -159,6 +163,20 @@ fn export_stream_dir(path: &Path) -> Option<String> {
         .iter()
         .any(|p| dir.starts_with(p))
         .then(|| dir.to_string())
+}
+
+/// Counts the bytes read from an input, for progress.
+struct Counted {
+    inner: Box<dyn Read + Send>,
+    report: Arc<Report>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.report.add_bytes_read(n as u64);
+        Ok(n)
+    }
 }
 
 /// Reads a (possibly decompressing) stream in large blocks, naming the input

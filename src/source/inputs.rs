@@ -28,6 +28,17 @@ impl Input {
     }
 }
 
+/// Total size of the inputs on disk; `None` when stdin is among them.
+pub fn total_size(inputs: &[Input]) -> Option<u64> {
+    inputs
+        .iter()
+        .map(|i| match i {
+            Input::Stdin => None,
+            Input::File { path, .. } => Some(fs::metadata(path).map_or(0, |m| m.len())),
+        })
+        .sum()
+}
+
 /// Expands paths: a missing path is an error naming it.
 pub fn expand_paths<S: AsRef<str>>(paths: &[S]) -> Result<Vec<Input>> {
     let mut out = Vec::new();

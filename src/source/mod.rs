@@ -14,7 +14,7 @@ mod wrappers;
 use std::sync::Arc;
 
 pub use files::{FileSource, SourceOptions};
-pub use inputs::{Input, expand_paths};
+pub use inputs::{Input, expand_paths, total_size};
 
 /// Where a message came from: the file, and the CloudWatch log group and
 /// stream when the input says so. Shared by all messages of one stream.
