@@ -24,11 +24,9 @@ impl Progress {
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             let mut bar: Option<ProgressBar> = None;
-            loop {
-                match stopped.recv_timeout(Duration::from_millis(200)) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
+            while let Err(RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(200))
+            {
                 if started.elapsed() < Duration::from_secs(1) {
                     continue;
                 }
