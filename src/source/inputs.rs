@@ -102,17 +102,19 @@ mod tests {
     }
 
     #[test]
-    fn directories_are_walked_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("b")).unwrap();
-        fs::write(dir.path().join("b/2.json"), "").unwrap();
-        fs::write(dir.path().join("a.json"), "").unwrap();
-        fs::write(dir.path().join(".hidden"), "").unwrap();
-        let inputs = expand_paths(&[dir.path().to_str().unwrap(), "-"]).unwrap();
+    fn directories_are_walked_in_order() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        fs::create_dir(dir.path().join("b"))?;
+        fs::write(dir.path().join("b/2.json"), "")?;
+        fs::write(dir.path().join("a.json"), "")?;
+        fs::write(dir.path().join(".hidden"), "")?;
+        let root = dir.path().display().to_string();
+        let inputs = expand_paths(&[root.as_str(), "-"]).expect("both exist");
         let names: Vec<String> = inputs.iter().map(|i| i.label()).collect();
         assert_eq!(names.len(), 3);
         assert!(names[0].ends_with("a.json"));
         assert!(names[1].ends_with("b/2.json"));
         assert_eq!(names[2], "<stdin>");
+        Ok(())
     }
 }
