@@ -34,8 +34,8 @@ cidr_match(ip, '10.0.0.0/8'), is_private_ip(ip), is_public_ip(ip),
 is_system_user(username). `raw` is each whole event as JSON text.
 
 Bad events are skipped and reported on stderr as PATH:LINE: reason (the
-first 10, then totals); a field of the wrong type is nulled and reported,
-the event kept. Rows come in no particular order without ORDER BY.";
+first 10, then totals); a field of the wrong type is nulled and reported
+when the query reads it, the event kept. Rows come in no particular order without ORDER BY.";
 
 /// Where the SQL comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -239,8 +239,8 @@ impl Builder {
                     Column::RequestUri => ev.request_uri.get(),
                     Column::Verb => ev.verb.get(),
                     Column::UserAgent => ev.user_agent.get(),
-                    Column::RequestObject => raw_json(ev.request_object),
-                    Column::ResponseObject => raw_json(ev.response_object),
+                    Column::RequestObject => ev.request_object.get(),
+                    Column::ResponseObject => ev.response_object.get(),
                     Column::Cluster => origin.cluster.as_deref(),
                     Column::LogGroup => origin.log_group.as_deref(),
                     Column::LogStream => origin.log_stream.as_deref(),
@@ -291,9 +291,4 @@ impl Builder {
             Builder::U64(b) => Arc::new(b.finish()),
         })
     }
-}
-
-/// `requestObject: null` is no object.
-fn raw_json(v: Option<&serde_json::value::RawValue>) -> Option<&str> {
-    v.map(|r| r.get()).filter(|s| *s != "null")
 }

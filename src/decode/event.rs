@@ -5,9 +5,29 @@
 //! kept as their verbatim JSON text, and `audit.k8s.io/v1beta1` time fields
 //! (`timestamp`, `metadata.creationTimestamp`) fill in for the v1 ones.
 
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use super::fast::Want;
 use super::lenient::{Int, Map, Presence, Str, StrList, lenient_struct};
+
+/// A value kept as its JSON text (`requestObject`, `responseObject`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Json<'a>(pub Option<&'a str>);
+
+impl<'a> Json<'a> {
+    /// The text, or `None` for an absent value or JSON `null`.
+    pub fn get(&self) -> Option<&'a str> {
+        self.0.filter(|s| *s != "null")
+    }
+}
+
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: Option<&'de RawValue> = Deserialize::deserialize(d)?;
+        Ok(Json(raw.map(RawValue::get)))
+    }
+}
 
 lenient_struct! {
     /// `user` / `impersonatedUser` (authentication.k8s.io/v1 UserInfo).
@@ -82,8 +102,8 @@ lenient_struct! {
         "userAgent" => user_agent: Str<'a>,
         "objectRef" => object_ref: ObjectRef<'a>,
         "responseStatus" => response_status: ResponseStatus<'a>,
-        "requestObject" => request_object: Option<&'a RawValue>,
-        "responseObject" => response_object: Option<&'a RawValue>,
+        "requestObject" => request_object: Json<'a>,
+        "responseObject" => response_object: Json<'a>,
         "requestReceivedTimestamp" => request_received_timestamp: Str<'a>,
         "stageTimestamp" => stage_timestamp: Str<'a>,
         "annotations" => annotations: Map<'a, Str<'a>>,
@@ -274,47 +294,68 @@ impl Problems<'_> {
 }
 
 impl Event<'_> {
-    /// Parses the times and lists every field of the wrong type, whether or
-    /// not a query reads it, so that what is reported does not depend on
-    /// the query.
-    pub fn check_fields(&self, out: &mut Vec<Problem>) -> Times {
+    /// Parses the times and lists every field of the wrong type among those
+    /// `want` asks for. Fields a query does not read are not checked: the
+    /// fast path does not parse them, and both paths must agree.
+    pub fn check_fields(&self, want: &Want, out: &mut Vec<Problem>) -> Times {
         let mut p = Problems(out);
-        p.str("level", &self.level);
         p.str("auditID", &self.audit_id);
-        p.str("stage", &self.stage);
         p.str("requestURI", &self.request_uri);
         p.str("verb", &self.verb);
-        p.user("user", &self.user);
-        p.user("impersonatedUser", &self.impersonated_user);
-        p.list("sourceIPs", &self.source_ips);
-        p.str("userAgent", &self.user_agent);
-        p.object("objectRef", self.object_ref.presence);
-        for (name, v) in crate::schema::OBJECT_REF_FIELDS
-            .iter()
-            .zip(self.object_ref.fields())
-        {
-            p.str(&format!("objectRef.{name}"), v);
+        if want.level {
+            p.str("level", &self.level);
         }
-        let rs = &self.response_status;
-        p.object("responseStatus", rs.presence);
-        match rs.code {
-            Int::Wrong(found) => p.add("responseStatus.code", "integer", found),
-            Int::Value(c) if i32::try_from(c).is_err() => {
-                p.add("responseStatus.code", "32-bit integer", "a larger number")
+        if want.stage {
+            p.str("stage", &self.stage);
+        }
+        if want.user {
+            p.user("user", &self.user);
+        }
+        if want.impersonated_user {
+            p.user("impersonatedUser", &self.impersonated_user);
+        }
+        if want.source_ips {
+            p.list("sourceIPs", &self.source_ips);
+        }
+        if want.user_agent {
+            p.str("userAgent", &self.user_agent);
+        }
+        if want.object_ref {
+            p.object("objectRef", self.object_ref.presence);
+            for (name, v) in crate::schema::OBJECT_REF_FIELDS
+                .iter()
+                .zip(self.object_ref.fields())
+            {
+                p.str(&format!("objectRef.{name}"), v);
             }
-            _ => {}
         }
-        p.str("responseStatus.status", &rs.status);
-        p.str("responseStatus.reason", &rs.reason);
-        p.str("responseStatus.message", &rs.message);
-        match &self.annotations {
-            Map::Wrong(found) => p.add("annotations", "object", found),
-            Map::Value(entries) => {
-                for (k, v) in entries {
-                    p.str(&format!("annotations.{k}"), v);
+        if want.response_status {
+            let rs = &self.response_status;
+            p.object("responseStatus", rs.presence);
+            match rs.code {
+                Int::Wrong(found) => p.add("responseStatus.code", "integer", found),
+                Int::Value(c) if i32::try_from(c).is_err() => {
+                    p.add("responseStatus.code", "32-bit integer", "a larger number")
                 }
+                _ => {}
             }
-            Map::Absent => {}
+            p.str("responseStatus.status", &rs.status);
+            p.str("responseStatus.reason", &rs.reason);
+            p.str("responseStatus.message", &rs.message);
+        }
+        if want.annotations {
+            match &self.annotations {
+                Map::Wrong(found) => p.add("annotations", "object", found),
+                Map::Value(entries) => {
+                    for (k, v) in entries {
+                        p.str(&format!("annotations.{k}"), v);
+                    }
+                }
+                Map::Absent => {}
+            }
+        }
+        if !want.times {
+            return Times::default();
         }
         Times {
             received_us: p.time(self.received_time()),

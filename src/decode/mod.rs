@@ -7,6 +7,7 @@
 
 mod columns;
 pub mod event;
+pub mod fast;
 pub mod lenient;
 pub mod time;
 
@@ -21,12 +22,16 @@ use crate::schema::{Column, audit_schema};
 use crate::source::Chunk;
 use columns::{Builder, Row};
 use event::Event;
+use fast::Want;
 
 /// Decodes chunks into batches of a fixed projection of the audit schema.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     columns: Vec<Column>,
     schema: SchemaRef,
+    want: Want,
+    /// Try the fast path first (always, except to test it against serde).
+    fast: bool,
 }
 
 impl Decoder {
@@ -43,7 +48,20 @@ impl Decoder {
             full.project(&indices)
                 .expect("columns come from the schema's own column list"),
         );
-        Self { columns, schema }
+        let want = Want::for_columns(&columns);
+        Self {
+            columns,
+            schema,
+            want,
+            fast: true,
+        }
+    }
+
+    /// The same decoder reading every event with serde only: the reference
+    /// the fast path is tested and benchmarked against.
+    pub fn reference(mut self) -> Self {
+        self.fast = false;
+        self
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -61,7 +79,19 @@ impl Decoder {
         for msg in &chunk.messages {
             let bytes = chunk.text(msg);
             let file = &msg.origin.file;
-            let event: Event<'_> = match serde_json::from_slice(bytes) {
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    report.bad_event(file, msg.line, format_args!("invalid UTF-8: {e}"));
+                    continue;
+                }
+            };
+            let fast = if self.fast {
+                fast::parse_event(text, &self.want)
+            } else {
+                None
+            };
+            let event: Event<'_> = match fast.map_or_else(|| serde_json::from_str(text), Ok) {
                 Ok(e) => e,
                 Err(e) => {
                     report.bad_event(file, msg.line, format_args!("invalid JSON: {e}"));
@@ -73,7 +103,7 @@ impl Decoder {
                 continue;
             }
             problems.clear();
-            let times = event.check_fields(&mut problems);
+            let times = event.check_fields(&self.want, &mut problems);
             if !problems.is_empty() {
                 let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
                 report.bad_field(
@@ -82,8 +112,6 @@ impl Decoder {
                     format_args!("kept the event with these fields null: {}", list.join(", ")),
                 );
             }
-            // The parser has validated the bytes as JSON, hence UTF-8.
-            let text = std::str::from_utf8(bytes).unwrap_or_default();
             let row = Row {
                 event: &event,
                 times,

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod fast_path;
 mod formats;
 mod realdata;
 mod saved;

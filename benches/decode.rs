@@ -1,0 +1,195 @@
+//! The decode hot path, in bytes per second on one core.
+//!
+//! Fixtures come from the project's seeded generator (`eksaudit generate`),
+//! not from checked-in files. Groups:
+//! - `full`: every column of the audit schema;
+//! - `projected`: what a typical query reads (`user`, `verb`, `objectRef`,
+//!   `responseStatus`, `sourceIPs`);
+//! - each with the fast path (`eksaudit`), the serde reference path
+//!   (`serde`), and arrow-json with the fixed schema (`arrow-json`), kept as
+//!   a permanent baseline so the gap stays visible;
+//! - `pipeline`: whole files through the file source (read, gzip inflate,
+//!   framing, decode), plain and gzip.
+//!
+//! `cargo bench --bench decode`; on a noisy 2-core machine compare ratios
+//! within one run.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::json::ReaderBuilder;
+use eksaudit::Decoder;
+use eksaudit::report::Report;
+use eksaudit::schema::{Column, audit_schema};
+use eksaudit::source::{Chunk, CwMeta, FileSource, Input, Message, Origin, SourceOptions};
+use eksaudit::synth::{GenOptions, generate};
+
+const EVENTS: u64 = 20_000;
+
+fn corpus() -> Vec<u8> {
+    let mut out = Vec::new();
+    let opts = GenOptions {
+        events: EVENTS,
+        seed: 7,
+        export_lines: false,
+    };
+    generate(&opts, &mut out).expect("writing to memory");
+    out
+}
+
+/// The corpus cut into chunks of about 4 MB, as the file source makes them.
+fn chunks(data: &[u8]) -> Vec<Chunk> {
+    let origin = Arc::new(Origin {
+        file: Arc::from("bench.log"),
+        ..Origin::default()
+    });
+    let mut out = vec![Chunk::default()];
+    for (i, line) in data
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let c = out.last_mut().expect("never empty");
+        let start = c.buf.len();
+        c.buf.extend_from_slice(line);
+        c.messages.push(Message {
+            start,
+            end: c.buf.len(),
+            line: i as u64 + 1,
+            origin: origin.clone(),
+            cw: CwMeta::default(),
+        });
+        if c.buf.len() >= 4 << 20 {
+            out.push(Chunk::default());
+        }
+    }
+    out
+}
+
+/// The audit schema as arrow-json can read it: the two JSON-text columns
+/// (objects in the input) and the source columns left out.
+fn arrow_json_schema(columns: &[Column]) -> Arc<Schema> {
+    let full = audit_schema();
+    let fields: Vec<Field> = columns
+        .iter()
+        .filter(|c| {
+            **c <= Column::Annotations
+                && !matches!(c, Column::RequestObject | Column::ResponseObject)
+        })
+        .map(|c| full.field(c.index()).clone())
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn decode_group(
+    c: &mut Criterion,
+    name: &str,
+    columns: Vec<Column>,
+    data: &[u8],
+    chunks: &[Chunk],
+) {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    let fast = Decoder::new(columns.clone());
+    let reference = Decoder::new(columns.clone()).reference();
+    let report = Report::new();
+    g.bench_function("eksaudit", |b| {
+        b.iter(|| {
+            for chunk in chunks {
+                black_box(fast.decode(chunk, &report).expect("decodes"));
+            }
+        })
+    });
+    g.bench_function("serde", |b| {
+        b.iter(|| {
+            for chunk in chunks {
+                black_box(reference.decode(chunk, &report).expect("decodes"));
+            }
+        })
+    });
+    let schema = arrow_json_schema(&columns);
+    g.bench_function("arrow-json", |b| {
+        b.iter(|| {
+            let mut decoder = ReaderBuilder::new(schema.clone())
+                .with_batch_size(8192)
+                .build_decoder()
+                .expect("schema is supported");
+            let mut rest = data;
+            while !rest.is_empty() {
+                let n = decoder.decode(rest).expect("valid JSON");
+                rest = &rest[n..];
+                black_box(decoder.flush().expect("valid rows"));
+            }
+        })
+    });
+    g.finish();
+}
+
+fn pipeline_group(c: &mut Criterion, data: &[u8]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = dir.path().join("audit.log");
+    std::fs::write(&plain, data).expect("write fixture");
+    let gz = dir.path().join("audit.log.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("compress");
+    std::fs::write(&gz, enc.finish().expect("compress")).expect("write fixture");
+    let columns = vec![
+        Column::User,
+        Column::Verb,
+        Column::ObjectRef,
+        Column::ResponseStatus,
+        Column::SourceIps,
+    ];
+    let decoder = Decoder::new(columns);
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    for (name, path) in [("plain", &plain), ("gzip", &gz)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let report = Arc::new(Report::new());
+                let input = Input::File {
+                    path: path.clone(),
+                    discovered: false,
+                };
+                let source = FileSource::new(vec![input], SourceOptions::default(), report.clone());
+                source
+                    .run(&mut |chunk| {
+                        black_box(decoder.decode(&chunk, &report).expect("decodes"));
+                        true
+                    })
+                    .expect("reads");
+            })
+        });
+    }
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let data = corpus();
+    let chunks = chunks(&data);
+    decode_group(c, "full", Column::ALL.to_vec(), &data, &chunks);
+    let projected = vec![
+        Column::User,
+        Column::Verb,
+        Column::ObjectRef,
+        Column::ResponseStatus,
+        Column::SourceIps,
+    ];
+    decode_group(c, "projected", projected, &data, &chunks);
+    pipeline_group(c, &data);
+}
+
+criterion_group! {
+    name = decode;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .noise_threshold(0.05);
+    targets = benches
+}
+criterion_main!(decode);

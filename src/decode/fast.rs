@@ -1,0 +1,577 @@
+//! The fast path: a JSON reader built for audit events.
+//!
+//! It fills the same [`Event`] the serde path does, in one pass over the
+//! bytes, but only materialises the top-level fields a query needs
+//! ([`Want`]); every other value is skipped after a syntax check, without
+//! building anything. It gives up (returns `None`) on anything unusual (a
+//! field of the wrong type, an escaped key, a non-integer status code), and
+//! the caller then reads the event with the serde path, which produces the
+//! same row and reports the problem. So for every input the rows are those of
+//! the serde path; property tests and the fuzz target hold it to that.
+//!
+//! The input must already be valid UTF-8 (the decoder checks each message
+//! once), so strings without escapes are borrowed as they are.
+
+use std::borrow::Cow;
+
+use memchr::memchr2;
+
+use super::event::{Event, Json, ObjectMeta, ObjectRef, ResponseStatus, UserInfo};
+use super::lenient::{Int, Map, Presence, Str, StrList};
+use crate::schema::Column;
+
+/// Which top-level fields to materialise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Want {
+    pub level: bool,
+    pub stage: bool,
+    pub user: bool,
+    pub impersonated_user: bool,
+    pub source_ips: bool,
+    pub user_agent: bool,
+    pub object_ref: bool,
+    pub response_status: bool,
+    pub request_object: bool,
+    pub response_object: bool,
+    /// Either time column (the v1beta1 fallbacks serve both).
+    pub times: bool,
+    pub annotations: bool,
+}
+
+impl Want {
+    /// What the columns need. `kind`, `apiVersion`, `auditID`, `verb` and
+    /// `requestURI` are always read: they decide whether this is an event.
+    pub fn for_columns(columns: &[Column]) -> Self {
+        let mut w = Want::default();
+        for c in columns {
+            match c {
+                Column::Level => w.level = true,
+                Column::Stage => w.stage = true,
+                Column::User => w.user = true,
+                Column::ImpersonatedUser => w.impersonated_user = true,
+                Column::SourceIps => w.source_ips = true,
+                Column::UserAgent => w.user_agent = true,
+                Column::ObjectRef => w.object_ref = true,
+                Column::ResponseStatus => w.response_status = true,
+                Column::RequestObject => w.request_object = true,
+                Column::ResponseObject => w.response_object = true,
+                Column::RequestReceivedTimestamp | Column::StageTimestamp => w.times = true,
+                Column::Annotations => w.annotations = true,
+                _ => {}
+            }
+        }
+        w
+    }
+
+    /// Everything.
+    pub fn all() -> Self {
+        Self::for_columns(&Column::ALL)
+    }
+}
+
+/// Reads one event, or `None` to let the serde path read it.
+pub fn parse_event<'a>(text: &'a str, want: &Want) -> Option<Event<'a>> {
+    let mut p = Parser {
+        b: text.as_bytes(),
+        s: text,
+        i: 0,
+    };
+    p.ws();
+    let ev = p.event(want)?;
+    p.ws();
+    (p.i == p.b.len()).then_some(ev)
+}
+
+/// JSON forbids raw control characters in strings.
+#[inline]
+fn has_control(b: &[u8]) -> bool {
+    b.iter().any(|&c| c < 0x20)
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    s: &'a str,
+    i: usize,
+}
+
+/// Reads an object's members: `$body` runs with the key bound, positioned
+/// at the value, and must consume it.
+macro_rules! members {
+    ($p:ident, |$key:ident| $body:block) => {{
+        $p.eat(b'{')?;
+        $p.ws();
+        if $p.peek() == Some(b'}') {
+            $p.i += 1;
+        } else {
+            loop {
+                let $key = $p.key()?;
+                $body
+                $p.ws();
+                match $p.next()? {
+                    b',' => $p.ws(),
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+    }};
+}
+
+impl<'a> Parser<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// A key without escapes, then the colon; positioned at the value.
+    #[inline]
+    fn key(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let end = start + memchr2(b'"', b'\\', &self.b[start..])?;
+        if self.b[end] != b'"' || has_control(&self.b[start..end]) {
+            return None;
+        }
+        self.i = end + 1;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(&self.s[start..end])
+    }
+
+    /// The string starting here (at its quote), unescaped.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let j = start + memchr2(b'"', b'\\', &self.b[start..])?;
+        if has_control(&self.b[start..j]) {
+            return None;
+        }
+        if self.b[j] == b'"' {
+            self.i = j + 1;
+            return Some(Cow::Borrowed(&self.s[start..j]));
+        }
+        // An escape: decode the rest of this string into an owned copy.
+        let mut out = String::with_capacity(j - start + 16);
+        out.push_str(&self.s[start..j]);
+        self.i = j;
+        self.escaped_rest(out).map(Cow::Owned)
+    }
+
+    /// Continues a string at a backslash, appending to `out`.
+    fn escaped_rest(&mut self, mut out: String) -> Option<String> {
+        loop {
+            match self.next()? {
+                b'"' => return Some(out),
+                b'\\' => {
+                    let c = match self.next()? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode_escape()?,
+                        _ => return None,
+                    };
+                    out.push(c);
+                }
+                c if c < 0x20 => return None,
+                _ => {
+                    // Copy the run up to the next quote or backslash.
+                    let start = self.i - 1;
+                    let end = start + memchr2(b'"', b'\\', &self.b[start..])?;
+                    if has_control(&self.b[start..end]) {
+                        return None;
+                    }
+                    out.push_str(&self.s[start..end]);
+                    self.i = end;
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.b.get(self.i..self.i + 4)?;
+        self.i += 4;
+        digits.iter().try_fold(0u32, |acc, &c| {
+            let d = (c as char).to_digit(16)?;
+            Some(acc * 16 + d)
+        })
+    }
+
+    /// `\uXXXX`, with surrogate pairs; a lone surrogate goes to the serde
+    /// path, which decides what it means.
+    fn unicode_escape(&mut self) -> Option<char> {
+        let hi = self.hex4()?;
+        if (0xD800..0xDC00).contains(&hi) {
+            if self.b.get(self.i..self.i + 2)? != b"\\u" {
+                return None;
+            }
+            self.i += 2;
+            let lo = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&lo) {
+                return None;
+            }
+            char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+        } else {
+            char::from_u32(hi)
+        }
+    }
+
+    #[inline]
+    fn is_null(&mut self) -> bool {
+        if self.b.get(self.i..self.i + 4) == Some(b"null") {
+            self.i += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string field: anything but a string or null goes to serde.
+    #[inline]
+    fn str_field(&mut self) -> Option<Str<'a>> {
+        match self.peek()? {
+            b'"' => self.string().map(Str::Value),
+            _ if self.is_null() => Some(Str::Absent),
+            _ => None,
+        }
+    }
+
+    fn str_list(&mut self) -> Option<StrList<'a>> {
+        if self.is_null() {
+            return Some(StrList::Absent);
+        }
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Some(StrList::Value(items));
+        }
+        loop {
+            match self.str_field()? {
+                Str::Value(s) => items.push(Some(s)),
+                _ => items.push(None),
+            }
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b']' => return Some(StrList::Value(items)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// An object of `V`s, later duplicates replacing earlier ones.
+    fn map<V>(&mut self, value: fn(&mut Self) -> Option<V>) -> Option<Map<'a, V>> {
+        if self.is_null() {
+            return Some(Map::Absent);
+        }
+        let mut entries: Vec<(Cow<'a, str>, V)> = Vec::new();
+        members!(self, |key| {
+            let k = Cow::Borrowed(key);
+            let v = value(self)?;
+            match entries.iter_mut().find(|(ek, _)| *ek == k) {
+                Some(slot) => slot.1 = v,
+                None => entries.push((k, v)),
+            }
+        });
+        Some(Map::Value(entries))
+    }
+
+    fn user(&mut self) -> Option<UserInfo<'a>> {
+        if self.is_null() {
+            return Some(UserInfo::default());
+        }
+        let mut u = UserInfo {
+            presence: Presence::Present,
+            ..Default::default()
+        };
+        members!(self, |key| {
+            match key.as_bytes() {
+                b"username" => u.username = self.str_field()?,
+                b"uid" => u.uid = self.str_field()?,
+                b"groups" => u.groups = self.str_list()?,
+                b"extra" => u.extra = self.map(Self::str_list)?,
+                _ => self.skip()?,
+            }
+        });
+        Some(u)
+    }
+
+    fn object_ref(&mut self) -> Option<ObjectRef<'a>> {
+        if self.is_null() {
+            return Some(ObjectRef::default());
+        }
+        let mut o = ObjectRef {
+            presence: Presence::Present,
+            ..Default::default()
+        };
+        members!(self, |key| {
+            match key.as_bytes() {
+                b"resource" => o.resource = self.str_field()?,
+                b"namespace" => o.namespace = self.str_field()?,
+                b"name" => o.name = self.str_field()?,
+                b"uid" => o.uid = self.str_field()?,
+                b"apiGroup" => o.api_group = self.str_field()?,
+                b"apiVersion" => o.api_version = self.str_field()?,
+                b"resourceVersion" => o.resource_version = self.str_field()?,
+                b"subresource" => o.subresource = self.str_field()?,
+                _ => self.skip()?,
+            }
+        });
+        Some(o)
+    }
+
+    fn status(&mut self) -> Option<ResponseStatus<'a>> {
+        if self.is_null() {
+            return Some(ResponseStatus::default());
+        }
+        let mut s = ResponseStatus {
+            presence: Presence::Present,
+            ..Default::default()
+        };
+        members!(self, |key| {
+            match key.as_bytes() {
+                b"code" => s.code = self.int()?,
+                b"status" => s.status = self.str_field()?,
+                b"reason" => s.reason = self.str_field()?,
+                b"message" => s.message = self.str_field()?,
+                _ => self.skip()?,
+            }
+        });
+        Some(s)
+    }
+
+    fn metadata(&mut self) -> Option<ObjectMeta<'a>> {
+        if self.is_null() {
+            return Some(ObjectMeta::default());
+        }
+        let mut m = ObjectMeta {
+            presence: Presence::Present,
+            ..Default::default()
+        };
+        members!(self, |key| {
+            match key.as_bytes() {
+                b"creationTimestamp" => m.creation_timestamp = self.str_field()?,
+                _ => self.skip()?,
+            }
+        });
+        Some(m)
+    }
+
+    /// A plain integer (`200`); fractions and exponents go to serde.
+    fn int(&mut self) -> Option<Int> {
+        if self.is_null() {
+            return Some(Int::Absent);
+        }
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let digits = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        let n = self.i - digits;
+        let leading_zero = n > 1 && self.b[digits] == b'0';
+        if n == 0 || n > 18 || leading_zero || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.s[start..self.i].parse().ok().map(Int::Value)
+    }
+
+    /// The raw text of any value, checked.
+    fn raw(&mut self) -> Option<Json<'a>> {
+        let start = self.i;
+        self.skip()?;
+        Some(Json(Some(&self.s[start..self.i])))
+    }
+
+    fn event(&mut self, want: &Want) -> Option<Event<'a>> {
+        let mut e = Event {
+            presence: Presence::Present,
+            ..Default::default()
+        };
+        members!(self, |key| {
+            match key.as_bytes() {
+                b"kind" => e.kind = self.str_field()?,
+                b"apiVersion" => e.api_version = self.str_field()?,
+                b"auditID" => e.audit_id = self.str_field()?,
+                b"verb" => e.verb = self.str_field()?,
+                b"requestURI" => e.request_uri = self.str_field()?,
+                b"level" if want.level => e.level = self.str_field()?,
+                b"stage" if want.stage => e.stage = self.str_field()?,
+                b"user" if want.user => e.user = self.user()?,
+                b"impersonatedUser" if want.impersonated_user => {
+                    e.impersonated_user = self.user()?
+                }
+                b"sourceIPs" if want.source_ips => e.source_ips = self.str_list()?,
+                b"userAgent" if want.user_agent => e.user_agent = self.str_field()?,
+                b"objectRef" if want.object_ref => e.object_ref = self.object_ref()?,
+                b"responseStatus" if want.response_status => e.response_status = self.status()?,
+                b"requestObject" if want.request_object => e.request_object = self.raw()?,
+                b"responseObject" if want.response_object => e.response_object = self.raw()?,
+                b"requestReceivedTimestamp" if want.times => {
+                    e.request_received_timestamp = self.str_field()?
+                }
+                b"stageTimestamp" if want.times => e.stage_timestamp = self.str_field()?,
+                b"timestamp" if want.times => e.v1beta1_timestamp = self.str_field()?,
+                b"metadata" if want.times => e.metadata = self.metadata()?,
+                b"annotations" if want.annotations => e.annotations = self.map(Self::str_field)?,
+                _ => self.skip()?,
+            }
+        });
+        Some(e)
+    }
+
+    /// Skips one value, checking its syntax as strictly as serde_json does,
+    /// without recursion (nesting depth is unbounded).
+    fn skip(&mut self) -> Option<()> {
+        // Open containers: true for an object, false for an array.
+        let mut stack: Vec<bool> = Vec::new();
+        loop {
+            // A value.
+            match self.peek()? {
+                b'"' => self.skip_string()?,
+                b'{' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.peek() == Some(b'}') {
+                        self.i += 1;
+                    } else {
+                        stack.push(true);
+                        self.skip_string()?;
+                        self.ws();
+                        self.eat(b':')?;
+                        self.ws();
+                        continue;
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.peek() == Some(b']') {
+                        self.i += 1;
+                    } else {
+                        stack.push(false);
+                        continue;
+                    }
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.skip_number()?,
+            }
+            // After a value: close containers or move to the next member.
+            loop {
+                let Some(&in_object) = stack.last() else {
+                    return Some(());
+                };
+                self.ws();
+                match (self.next()?, in_object) {
+                    (b',', true) => {
+                        self.ws();
+                        self.skip_string()?;
+                        self.ws();
+                        self.eat(b':')?;
+                        self.ws();
+                        break;
+                    }
+                    (b',', false) => {
+                        self.ws();
+                        break;
+                    }
+                    (b'}', true) | (b']', false) => {
+                        stack.pop();
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        (self.b.get(self.i..self.i + word.len())? == word).then(|| self.i += word.len())
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let j = self.i + memchr2(b'"', b'\\', &self.b[self.i..])?;
+            if has_control(&self.b[self.i..j]) {
+                return None;
+            }
+            self.i = j + 1;
+            if self.b[j] == b'"' {
+                return Some(());
+            }
+            match self.next()? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    self.hex4()?;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn skip_number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
+    }
+}
