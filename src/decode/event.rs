@@ -237,39 +237,50 @@ pub struct Times {
 
 struct Problems<'p>(&'p mut Vec<Problem>);
 
+/// `parent.name`, built only when there is a problem to report.
+fn path(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
 impl Problems<'_> {
-    fn add(&mut self, field: impl Into<String>, expected: &'static str, found: &'static str) {
+    fn add(&mut self, field: String, expected: &'static str, found: &'static str) {
         self.0.push(Problem {
-            field: field.into(),
+            field,
             expected,
             found,
         });
     }
-    fn str(&mut self, field: &str, v: &Str<'_>) {
+    fn str(&mut self, parent: &str, name: &str, v: &Str<'_>) {
         if let Some(found) = v.wrong() {
-            self.add(field, "string", found);
+            self.add(path(parent, name), "string", found);
         }
     }
-    fn list(&mut self, field: &str, v: &StrList<'_>) {
+    fn list(&mut self, parent: &str, name: &str, v: &StrList<'_>) {
         if let StrList::Wrong(found) = v {
-            self.add(field, "array of strings", found);
+            self.add(path(parent, name), "array of strings", found);
         }
     }
-    fn object(&mut self, field: &str, p: Presence) {
+    fn object(&mut self, name: &str, p: Presence) {
         if let Presence::Wrong(found) = p {
-            self.add(field, "object", found);
+            self.add(name.to_string(), "object", found);
         }
     }
     fn user(&mut self, field: &str, u: &UserInfo<'_>) {
         self.object(field, u.presence);
-        self.str(&format!("{field}.username"), &u.username);
-        self.str(&format!("{field}.uid"), &u.uid);
-        self.list(&format!("{field}.groups"), &u.groups);
+        self.str(field, "username", &u.username);
+        self.str(field, "uid", &u.uid);
+        self.list(field, "groups", &u.groups);
         match &u.extra {
-            Map::Wrong(found) => self.add(format!("{field}.extra"), "object", found),
+            Map::Wrong(found) => self.add(path(field, "extra"), "object", found),
             Map::Value(entries) => {
                 for (k, v) in entries {
-                    self.list(&format!("{field}.extra.{k}"), v);
+                    if let StrList::Wrong(found) = v {
+                        self.add(format!("{field}.extra.{k}"), "array of strings", found);
+                    }
                 }
             }
             Map::Absent => {}
@@ -280,12 +291,12 @@ impl Problems<'_> {
             Str::Value(s) => {
                 let t = super::time::parse_micros(s);
                 if t.is_none() {
-                    self.add(field, "RFC 3339 timestamp", "another string");
+                    self.add(field.to_string(), "RFC 3339 timestamp", "another string");
                 }
                 t
             }
             Str::Wrong(found) => {
-                self.add(field, "string", found);
+                self.add(field.to_string(), "string", found);
                 None
             }
             Str::Absent => None,
@@ -299,14 +310,14 @@ impl Event<'_> {
     /// fast path does not parse them, and both paths must agree.
     pub fn check_fields(&self, want: &Want, out: &mut Vec<Problem>) -> Times {
         let mut p = Problems(out);
-        p.str("auditID", &self.audit_id);
-        p.str("requestURI", &self.request_uri);
-        p.str("verb", &self.verb);
+        p.str("", "auditID", &self.audit_id);
+        p.str("", "requestURI", &self.request_uri);
+        p.str("", "verb", &self.verb);
         if want.level {
-            p.str("level", &self.level);
+            p.str("", "level", &self.level);
         }
         if want.stage {
-            p.str("stage", &self.stage);
+            p.str("", "stage", &self.stage);
         }
         if want.user {
             p.user("user", &self.user);
@@ -315,10 +326,10 @@ impl Event<'_> {
             p.user("impersonatedUser", &self.impersonated_user);
         }
         if want.source_ips {
-            p.list("sourceIPs", &self.source_ips);
+            p.list("", "sourceIPs", &self.source_ips);
         }
         if want.user_agent {
-            p.str("userAgent", &self.user_agent);
+            p.str("", "userAgent", &self.user_agent);
         }
         if want.object_ref {
             p.object("objectRef", self.object_ref.presence);
@@ -326,29 +337,31 @@ impl Event<'_> {
                 .iter()
                 .zip(self.object_ref.fields())
             {
-                p.str(&format!("objectRef.{name}"), v);
+                p.str("objectRef", name, v);
             }
         }
         if want.response_status {
             let rs = &self.response_status;
             p.object("responseStatus", rs.presence);
             match rs.code {
-                Int::Wrong(found) => p.add("responseStatus.code", "integer", found),
-                Int::Value(c) if i32::try_from(c).is_err() => {
-                    p.add("responseStatus.code", "32-bit integer", "a larger number")
-                }
+                Int::Wrong(found) => p.add("responseStatus.code".into(), "integer", found),
+                Int::Value(c) if i32::try_from(c).is_err() => p.add(
+                    "responseStatus.code".into(),
+                    "32-bit integer",
+                    "a larger number",
+                ),
                 _ => {}
             }
-            p.str("responseStatus.status", &rs.status);
-            p.str("responseStatus.reason", &rs.reason);
-            p.str("responseStatus.message", &rs.message);
+            p.str("responseStatus", "status", &rs.status);
+            p.str("responseStatus", "reason", &rs.reason);
+            p.str("responseStatus", "message", &rs.message);
         }
         if want.annotations {
             match &self.annotations {
-                Map::Wrong(found) => p.add("annotations", "object", found),
+                Map::Wrong(found) => p.add("annotations".into(), "object", found),
                 Map::Value(entries) => {
                     for (k, v) in entries {
-                        p.str(&format!("annotations.{k}"), v);
+                        p.str("annotations", k, v);
                     }
                 }
                 Map::Absent => {}

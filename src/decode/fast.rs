@@ -82,10 +82,66 @@ pub fn parse_event<'a>(text: &'a str, want: &Want) -> Option<Event<'a>> {
     (p.i == p.b.len()).then_some(ev)
 }
 
-/// JSON forbids raw control characters in strings.
+/// JSON forbids raw control characters in strings. No early exit, so the
+/// loop vectorises.
 #[inline]
 fn has_control(b: &[u8]) -> bool {
-    b.iter().any(|&c| c < 0x20)
+    b.chunks(32)
+        .any(|chunk| chunk.iter().fold(false, |acc, &c| acc | (c < 0x20)))
+}
+
+/// The offset of the quote or backslash that ends the plain run of a string
+/// starting at `i`, or `None` if the string is cut short or holds a control
+/// character. Most audit strings are short: a byte loop first, memchr after.
+#[inline]
+fn string_run_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let short = (i + 24).min(b.len());
+    while i < short {
+        match b[i] {
+            b'"' | b'\\' => return Some(i),
+            c if c < 0x20 => return None,
+            _ => i += 1,
+        }
+    }
+    let j = i + memchr2(b'"', b'\\', &b[i..])?;
+    (!has_control(&b[i..j])).then_some(j)
+}
+
+/// A stack of booleans that needs no allocation for the first 128 levels.
+#[derive(Default)]
+struct Nesting {
+    depth: usize,
+    bits: u128,
+    deeper: Vec<bool>,
+}
+
+impl Nesting {
+    #[inline]
+    fn push(&mut self, v: bool) {
+        if self.depth < 128 {
+            self.bits = (self.bits & !(1 << self.depth)) | (u128::from(v) << self.depth);
+        } else {
+            self.deeper.push(v);
+        }
+        self.depth += 1;
+    }
+
+    #[inline]
+    fn last(&self) -> Option<bool> {
+        match self.depth {
+            0 => None,
+            d if d <= 128 => Some(self.bits >> (d - 1) & 1 == 1),
+            _ => self.deeper.last().copied(),
+        }
+    }
+
+    #[inline]
+    fn pop(&mut self) {
+        if self.depth > 128 {
+            self.deeper.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
 }
 
 struct Parser<'a> {
@@ -147,8 +203,8 @@ impl<'a> Parser<'a> {
     fn key(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let end = start + memchr2(b'"', b'\\', &self.b[start..])?;
-        if self.b[end] != b'"' || has_control(&self.b[start..end]) {
+        let end = string_run_end(self.b, start)?;
+        if self.b[end] != b'"' {
             return None;
         }
         self.i = end + 1;
@@ -162,10 +218,7 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.i;
-        let j = start + memchr2(b'"', b'\\', &self.b[start..])?;
-        if has_control(&self.b[start..j]) {
-            return None;
-        }
+        let j = string_run_end(self.b, start)?;
         if self.b[j] == b'"' {
             self.i = j + 1;
             return Some(Cow::Borrowed(&self.s[start..j]));
@@ -201,10 +254,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     // Copy the run up to the next quote or backslash.
                     let start = self.i - 1;
-                    let end = start + memchr2(b'"', b'\\', &self.b[start..])?;
-                    if has_control(&self.b[start..end]) {
-                        return None;
-                    }
+                    let end = string_run_end(self.b, start)?;
                     out.push_str(&self.s[start..end]);
                     self.i = end;
                 }
@@ -452,7 +502,7 @@ impl<'a> Parser<'a> {
     /// without recursion (nesting depth is unbounded).
     fn skip(&mut self) -> Option<()> {
         // Open containers: true for an object, false for an array.
-        let mut stack: Vec<bool> = Vec::new();
+        let mut stack = Nesting::default();
         loop {
             // A value.
             match self.peek()? {
@@ -488,7 +538,7 @@ impl<'a> Parser<'a> {
             }
             // After a value: close containers or move to the next member.
             loop {
-                let Some(&in_object) = stack.last() else {
+                let Some(in_object) = stack.last() else {
                     return Some(());
                 };
                 self.ws();
@@ -521,10 +571,7 @@ impl<'a> Parser<'a> {
     fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
-            let j = self.i + memchr2(b'"', b'\\', &self.b[self.i..])?;
-            if has_control(&self.b[self.i..j]) {
-                return None;
-            }
+            let j = string_run_end(self.b, self.i)?;
             self.i = j + 1;
             if self.b[j] == b'"' {
                 return Some(());
