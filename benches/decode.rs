@@ -25,7 +25,7 @@ use datafusion::arrow::json::ReaderBuilder;
 use eksaudit::Decoder;
 use eksaudit::report::Report;
 use eksaudit::schema::{Column, audit_schema};
-use eksaudit::source::{Chunk, CwMeta, FileSource, Input, Message, Origin, SourceOptions};
+use eksaudit::source::{Chunk, FileSource, Input, SourceOptions};
 use eksaudit::synth::{GenOptions, generate};
 
 const EVENTS: u64 = 20_000;
@@ -43,31 +43,15 @@ fn corpus() -> Vec<u8> {
 
 /// The corpus cut into chunks of about 4 MB, as the file source makes them.
 fn chunks(data: &[u8]) -> Vec<Chunk> {
-    let origin = Arc::new(Origin {
-        file: Arc::from("bench.log"),
-        ..Origin::default()
-    });
-    let mut out = vec![Chunk::default()];
-    for (i, line) in data
+    let lines: Vec<&[u8]> = data
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        let c = out.last_mut().expect("never empty");
-        let start = c.buf.len();
-        c.buf.extend_from_slice(line);
-        c.messages.push(Message {
-            start,
-            end: c.buf.len(),
-            line: i as u64 + 1,
-            origin: origin.clone(),
-            cw: CwMeta::default(),
-        });
-        if c.buf.len() >= 4 << 20 {
-            out.push(Chunk::default());
-        }
-    }
-    out
+        .collect();
+    let per_chunk = (lines.len() * (4 << 20) / data.len().max(1)).max(1);
+    lines
+        .chunks(per_chunk)
+        .map(|c| Chunk::from_texts("bench.log", c.iter().copied()))
+        .collect()
 }
 
 /// The audit schema as arrow-json can read it: the two JSON-text columns

@@ -65,6 +65,28 @@ impl Chunk {
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
+
+    /// A chunk of `texts` from one file, a message per text, numbered from
+    /// line 1 (benchmarks and tests build chunks without a file).
+    pub fn from_texts<'t>(file: &str, texts: impl IntoIterator<Item = &'t [u8]>) -> Self {
+        let origin = Arc::new(Origin {
+            file: Arc::from(file),
+            ..Origin::default()
+        });
+        let mut chunk = Chunk::default();
+        for (i, text) in texts.into_iter().enumerate() {
+            let start = chunk.buf.len();
+            chunk.buf.extend_from_slice(text);
+            chunk.messages.push(Message {
+                start,
+                end: chunk.buf.len(),
+                line: i as u64 + 1,
+                origin: origin.clone(),
+                cw: CwMeta::default(),
+            });
+        }
+        chunk
+    }
 }
 
 /// Log streams of an EKS control-plane log group that carry audit events.

@@ -3,12 +3,10 @@
 //! null fields, odd key orders, duplicate keys, wrong types, unknown fields,
 //! arbitrary whitespace.
 
-use std::sync::Arc;
-
 use eksaudit::Decoder;
 use eksaudit::report::Report;
 use eksaudit::schema::Column;
-use eksaudit::source::{Chunk, CwMeta, Message, Origin};
+use eksaudit::source::Chunk;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -204,26 +202,6 @@ fn event() -> BoxedStrategy<String> {
     ])
 }
 
-fn chunk(texts: &[String]) -> Chunk {
-    let origin = Arc::new(Origin {
-        file: Arc::from("prop.log"),
-        ..Origin::default()
-    });
-    let mut c = Chunk::default();
-    for (i, t) in texts.iter().enumerate() {
-        let start = c.buf.len();
-        c.buf.extend_from_slice(t.as_bytes());
-        c.messages.push(Message {
-            start,
-            end: c.buf.len(),
-            line: i as u64 + 1,
-            origin: origin.clone(),
-            cw: CwMeta::default(),
-        });
-    }
-    c
-}
-
 proptest! {
     // PROPTEST_CASES=20000 for a longer run.
     #![proptest_config(ProptestConfig::with_cases(
@@ -235,7 +213,7 @@ proptest! {
         events in prop::collection::vec(event(), 1..8),
         columns in prop::sample::subsequence(Column::ALL.to_vec(), 0..=Column::ALL.len()),
     ) {
-        let c = chunk(&events);
+        let c = Chunk::from_texts("prop.log", events.iter().map(|e| e.as_bytes()));
         let (fast_report, ref_report) = (Report::new(), Report::new());
         let fast = Decoder::new(columns.clone()).decode(&c, &fast_report).unwrap();
         let reference = Decoder::new(columns).reference().decode(&c, &ref_report).unwrap();
