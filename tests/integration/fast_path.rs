@@ -103,8 +103,9 @@ fn object(members: Vec<(&'static str, BoxedStrategy<String>)>) -> BoxedStrategy<
         .boxed()
 }
 
-fn user() -> BoxedStrategy<String> {
-    let extra = prop::collection::vec(("[a-zA-Z./-]{1,10}", field(str_list())), 0..3)
+/// An object with random keys matching `keys` and values from `value`.
+fn map_of(keys: &'static str, value: BoxedStrategy<String>) -> BoxedStrategy<String> {
+    prop::collection::vec((keys, value), 0..3)
         .prop_map(|kv| {
             let m: Vec<String> = kv
                 .into_iter()
@@ -112,7 +113,11 @@ fn user() -> BoxedStrategy<String> {
                 .collect();
             format!("{{{}}}", m.join(","))
         })
-        .boxed();
+        .boxed()
+}
+
+fn user() -> BoxedStrategy<String> {
+    let extra = map_of("[a-zA-Z./-]{1,10}", field(str_list()));
     object(vec![
         ("username", field(string_value().boxed())),
         ("uid", field(string_value().boxed())),
@@ -135,16 +140,7 @@ fn timestamp() -> BoxedStrategy<String> {
 
 fn event() -> BoxedStrategy<String> {
     let s = || field(string_value().boxed());
-    let annotations =
-        prop::collection::vec(("[a-z./-]{1,12}", field(string_value().boxed())), 0..3)
-            .prop_map(|kv| {
-                let m: Vec<String> = kv
-                    .into_iter()
-                    .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
-                    .collect();
-                format!("{{{}}}", m.join(","))
-            })
-            .boxed();
+    let annotations = map_of("[a-z./-]{1,12}", field(string_value().boxed()));
     let code = prop_oneof![
         (100i64..600).prop_map(|c| c.to_string()),
         Just("200.0".to_string()),
