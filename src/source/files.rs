@@ -191,29 +191,28 @@ pub(super) struct BlockReader {
 impl BlockReader {
     /// Appends to `buf` until it holds at least `target` bytes or the input ends.
     pub(super) fn fill(&mut self, buf: &mut Vec<u8>, target: usize) -> Result<()> {
-        while !self.eof && buf.len() < target {
-            let old = buf.len();
-            let want = (target - old).max(64 << 10);
-            buf.resize(old + want, 0);
-            match self.reader.read(&mut buf[old..]) {
-                Ok(0) => {
-                    buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => buf.truncate(old + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-                Err(e) => {
-                    buf.truncate(old);
-                    let path = self.label.clone();
-                    return Err(if self.gzip {
-                        Error::Gzip { path, cause: e }
-                    } else {
-                        Error::io(path, e)
-                    });
-                }
+        if self.eof || buf.len() >= target {
+            return Ok(());
+        }
+        // `read_to_end` reads into spare capacity without zeroing it first
+        // (a resize before each read would clear the buffer again and again
+        // for a gzip stream that hands out small pieces).
+        let want = (target - buf.len()).max(64 << 10);
+        buf.reserve(want);
+        match (&mut self.reader).take(want as u64).read_to_end(buf) {
+            Ok(n) => {
+                self.eof = n < want;
+                Ok(())
+            }
+            Err(e) => {
+                let path = self.label.clone();
+                Err(if self.gzip {
+                    Error::Gzip { path, cause: e }
+                } else {
+                    Error::io(path, e)
+                })
             }
         }
-        Ok(())
     }
 }
 
