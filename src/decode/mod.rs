@@ -79,13 +79,15 @@ impl Decoder {
         for msg in &chunk.messages {
             let bytes = chunk.text(msg);
             let file = &msg.origin.file;
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    report.bad_event(file, msg.line, format_args!("invalid UTF-8: {e}"));
-                    continue;
-                }
-            };
+            // SIMD check first; std's only to word the error.
+            let text =
+                match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        report.bad_event(file, msg.line, format_args!("invalid UTF-8: {e}"));
+                        continue;
+                    }
+                };
             let fast = if self.fast {
                 fast::parse_event(text, &self.want)
             } else {

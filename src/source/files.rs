@@ -85,22 +85,26 @@ impl FileSource {
                     export_stream_dir(path),
                 ),
             };
-        let counted = Counted {
-            inner: raw,
-            report: self.report.clone(),
-        };
-        let mut buffered = BufReader::with_capacity(256 << 10, counted);
+        let mut buffered = BufReader::with_capacity(256 << 10, raw);
         let head = buffered.fill_buf().map_err(|e| Error::io(&label, e))?;
         let gzip = head.starts_with(&[0x1f, 0x8b]);
-        let reader: Box<dyn Read + Send> = if gzip {
-            Box::new(MultiGzDecoder::new(buffered))
+        // Progress counts the bytes of the file: compressed ones under the
+        // gzip decoder, or (plain files) what `fill` reads, which keeps the
+        // reads going straight into the block without a wrapper in between.
+        let (reader, count): (Box<dyn Read + Send>, _) = if gzip {
+            let counted = Counted {
+                inner: buffered,
+                report: self.report.clone(),
+            };
+            (Box::new(MultiGzDecoder::new(counted)), None)
         } else {
-            Box::new(buffered)
+            (Box::new(buffered), Some(self.report.clone()))
         };
         let mut blocks = BlockReader {
             reader,
             label: label.clone(),
             gzip,
+            count,
             eof: false,
         };
         let mut ctx = FileCtx::new(&label, &self.opts, &self.report);
@@ -167,7 +171,7 @@ fn export_stream_dir(path: &Path) -> Option<String> {
 
 /// Counts the bytes read from an input, for progress.
 struct Counted {
-    inner: Box<dyn Read + Send>,
+    inner: BufReader<Box<dyn Read + Send>>,
     report: Arc<Report>,
 }
 
@@ -185,6 +189,8 @@ pub(super) struct BlockReader {
     reader: Box<dyn Read + Send>,
     label: String,
     gzip: bool,
+    /// Where to count the bytes read, unless the reader counts them.
+    count: Option<Arc<Report>>,
     pub(super) eof: bool,
 }
 
@@ -201,6 +207,9 @@ impl BlockReader {
         buf.reserve(want);
         match (&mut self.reader).take(want as u64).read_to_end(buf) {
             Ok(n) => {
+                if let Some(report) = &self.count {
+                    report.add_bytes_read(n as u64);
+                }
                 self.eof = n < want;
                 Ok(())
             }
