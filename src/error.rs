@@ -16,6 +16,14 @@ pub enum Error {
     #[error("{path}: unreadable gzip data: {cause}")]
     Gzip { path: String, cause: io::Error },
 
+    /// A CloudWatch Logs request failed after its retries.
+    #[error("CloudWatch Logs, log group {log_group}: {cause}")]
+    CloudWatch { log_group: String, cause: String },
+
+    /// A checkpoint file could not be used.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint { path: String, reason: String },
+
     /// `--strict` and the input held events that could not be read.
     #[error("{count} bad event(s) in the input (--strict)")]
     BadInput { count: u64 },

@@ -81,7 +81,7 @@ fn connect() -> Result<Eksaudit, eksaudit::Error> {
         report.clone(),
     );
     Ok(Eksaudit {
-        ctx: query::session(source, report, 2)?,
+        ctx: query::session(Arc::new(source), report, 2)?,
     })
 }
 

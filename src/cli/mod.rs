@@ -1,6 +1,7 @@
 //! The command line: argument definitions (parsing does no I/O) and one
 //! module with one `run` per subcommand. Writers are passed explicitly.
 
+mod fetch;
 mod generate;
 pub mod output;
 mod progress;
@@ -47,8 +48,94 @@ pub enum Command {
     Query(QueryArgs),
     /// List the saved queries with the question each one answers.
     Queries,
+    /// Export audit events from CloudWatch Logs to a local file, resumably.
+    #[command(after_help = fetch::AFTER_HELP)]
+    Fetch(FetchArgs),
     /// Write a synthetic, seeded EKS audit log (for benchmarks and checks).
     Generate(GenerateArgs),
+}
+
+/// Where and how to pull events from CloudWatch Logs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "CloudWatch Logs")]
+pub struct CloudWatchArgs {
+    /// Pull events live from this CloudWatch Logs group (repeatable). A name
+    /// without a leading `/` is a cluster: `prod` means `/aws/eks/prod/cluster`.
+    #[arg(long = "cloudwatch", value_name = "LOG_GROUP")]
+    pub log_groups: Vec<String>,
+
+    /// Start of the time range: a duration back from now (90s, 30m, 2h, 7d),
+    /// an RFC 3339 time, or epoch milliseconds.
+    #[arg(long, value_name = "TIME", default_value = "1h")]
+    pub since: String,
+
+    /// End of the time range (same forms as --since) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// AWS region [default: from the environment or profile].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile from ~/.aws/config [default: AWS_PROFILE or default].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// CloudWatch Logs endpoint, e.g. a local compatible server
+    /// [default: AWS_ENDPOINT_URL, or the region's endpoint].
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Read only log streams whose names start with this.
+    #[arg(long, value_name = "PREFIX", default_value = crate::source::AUDIT_STREAM_PREFIX)]
+    pub stream_prefix: String,
+
+    /// Attempts per request (throttling, 5xx, timeouts, resets are retried
+    /// with exponential backoff and jitter) before giving up.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_attempts: u32,
+
+    /// Events per FilterLogEvents request (at most 10000).
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub page_size: i32,
+
+    /// At most this many CloudWatch requests a second.
+    #[arg(long, value_name = "N", default_value_t = 5.0)]
+    pub max_tps: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub cloudwatch: CloudWatchArgs,
+
+    /// Pull `/aws/eks/NAME/cluster` (repeatable).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+
+    /// The file to write: NDJSON of CloudWatch subscription records, one
+    /// per event; gzip-compressed when the name ends in `.gz`.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Where the cursor is kept [default: FILE.checkpoint.json]. A rerun
+    /// with a checkpoint resumes where the last run stopped.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Ignore an existing checkpoint and start the output afresh.
+    #[arg(long)]
+    pub restart: bool,
+
+    /// How late CloudWatch may deliver an event (a resumed pull looks this
+    /// far back, skipping events it already has).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub settle: String,
+
+    /// No progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +177,9 @@ pub struct QueryArgs {
     /// Log group for inputs that do not name theirs (e.g. get-log-events output).
     #[arg(long, value_name = "GROUP")]
     pub log_group: Option<String>,
+
+    #[command(flatten)]
+    pub live: CloudWatchArgs,
 
     /// Decoder threads [default: one per core].
     #[arg(long, value_name = "N")]
@@ -134,6 +224,7 @@ where
     match cli.command {
         Command::Query(args) => query::run(args),
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
+        Command::Fetch(args) => fetch::run(&args),
         Command::Generate(args) => generate::run(&args),
     }
 }

@@ -15,7 +15,7 @@ use super::progress::Progress;
 use crate::error::Error;
 use crate::query::{self, Query, saved};
 use crate::report::{Counts, Report};
-use crate::source::{FileSource, SourceOptions, expand_paths, total_size};
+use crate::source::{ChunkSource, FileSource, SourceOptions, expand_paths, total_size};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -72,9 +72,13 @@ impl Plan {
                 text => SqlSource::Text(text),
             }
         };
-        if positional.is_empty() {
+        let live = !args.live.log_groups.is_empty();
+        if live && !positional.is_empty() {
+            bail!("--cloudwatch reads CloudWatch Logs: name no files as well");
+        }
+        if positional.is_empty() && !live {
             bail!(
-                "no input given: name audit log files or directories after the SQL, or - for stdin"
+                "no input given: name audit log files or directories after the SQL, - for stdin, or --cloudwatch LOG_GROUP"
             );
         }
         if sql == SqlSource::Stdin && positional.iter().any(|p| p == "-") {
@@ -119,15 +123,23 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     // Values given on the command line win over a saved query's defaults.
     params.retain(|(k, _)| !args.params.iter().any(|(a, _)| a == k));
     params.extend(args.params.iter().cloned());
-    let inputs = expand_paths(&plan.paths)?;
-    let total = total_size(&inputs);
     let report = Arc::new(Report::new());
-    let opts = SourceOptions {
-        cluster: args.cluster.clone(),
-        log_group: args.log_group.clone(),
-        ..SourceOptions::default()
+    let (source, total): (Arc<dyn ChunkSource>, Option<u64>) = if plan.paths.is_empty() {
+        let source = super::fetch::live_source(&args.live, args.cluster.clone(), report.clone())?;
+        (Arc::new(source), None)
+    } else {
+        let inputs = expand_paths(&plan.paths)?;
+        let total = total_size(&inputs);
+        let opts = SourceOptions {
+            cluster: args.cluster.clone(),
+            log_group: args.log_group.clone(),
+            ..SourceOptions::default()
+        };
+        (
+            Arc::new(FileSource::new(inputs, opts, report.clone())),
+            total,
+        )
     };
-    let source = FileSource::new(inputs, opts, report.clone());
     let partitions = args.threads.unwrap_or_else(query::default_partitions);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(partitions.max(1))

@@ -30,7 +30,7 @@ use datafusion::sql::parser::DFParserBuilder;
 
 use crate::error::{Error, Result};
 use crate::report::Report;
-use crate::source::FileSource;
+use crate::source::ChunkSource;
 pub use table::AuditTable;
 
 /// The name of the table every query reads.
@@ -38,7 +38,7 @@ pub const TABLE: &str = "audit";
 
 /// A session with the audit table over `source` registered.
 pub fn session(
-    source: FileSource,
+    source: Arc<dyn ChunkSource>,
     report: Arc<Report>,
     partitions: usize,
 ) -> Result<SessionContext> {

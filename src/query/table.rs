@@ -1,4 +1,5 @@
-//! The `audit` table: files read and decoded as a query scans them.
+//! The `audit` table: a source (files, or a CloudWatch pull) read and
+//! decoded as a query scans it.
 //!
 //! A custom `TableProvider` for one reason, projection pushdown: only the
 //! columns a query reads are built, so `raw`, `requestObject` and friends
@@ -27,20 +28,20 @@ use crate::decode::Decoder;
 use crate::error::Error;
 use crate::report::Report;
 use crate::schema::{Column, audit_schema};
-use crate::source::{Chunk, FileSource};
+use crate::source::{Chunk, ChunkSource};
 
 /// The `audit` table over a set of inputs.
 #[derive(Debug)]
 pub struct AuditTable {
-    source: Arc<FileSource>,
+    source: Arc<dyn ChunkSource>,
     report: Arc<Report>,
     partitions: usize,
 }
 
 impl AuditTable {
-    pub fn new(source: FileSource, report: Arc<Report>, partitions: usize) -> Self {
+    pub fn new(source: Arc<dyn ChunkSource>, report: Arc<Report>, partitions: usize) -> Self {
         Self {
-            source: Arc::new(source),
+            source,
             report,
             partitions: partitions.max(1),
         }
@@ -108,7 +109,7 @@ type ChunkResult = std::result::Result<Chunk, Error>;
 /// the first partition runs.
 #[derive(Debug)]
 struct Scan {
-    source: Arc<FileSource>,
+    source: Arc<dyn ChunkSource>,
     report: Arc<Report>,
     queue: usize,
     rx: Mutex<Option<Receiver<ChunkResult>>>,

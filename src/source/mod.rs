@@ -6,6 +6,7 @@
 //! messages in it, so that a block read from a file becomes a chunk without
 //! copying line by line.
 
+pub mod cloudwatch;
 pub mod files;
 mod frame;
 pub mod inputs;
@@ -13,6 +14,7 @@ mod wrappers;
 
 use std::sync::Arc;
 
+pub use cloudwatch::CloudWatchSource;
 pub use files::{FileSource, SourceOptions};
 pub use inputs::{Input, expand_paths, total_size};
 
@@ -95,4 +97,23 @@ pub const AUDIT_STREAM_PREFIX: &str = "kube-apiserver-audit";
 /// Whether a stream may hold audit events (unknown streams may).
 pub fn is_audit_stream(stream: Option<&str>) -> bool {
     stream.is_none_or(|s| s.starts_with(AUDIT_STREAM_PREFIX))
+}
+
+/// Anything that yields chunks: files, or a CloudWatch pull.
+pub trait ChunkSource: std::fmt::Debug + Send + Sync {
+    /// Reads the whole source; `emit` returns false to stop early (a
+    /// `LIMIT` satisfied, a consumer gone).
+    fn run(&self, emit: &mut dyn FnMut(Chunk) -> bool) -> crate::error::Result<()>;
+}
+
+impl ChunkSource for FileSource {
+    fn run(&self, emit: &mut dyn FnMut(Chunk) -> bool) -> crate::error::Result<()> {
+        FileSource::run(self, emit)
+    }
+}
+
+impl ChunkSource for CloudWatchSource {
+    fn run(&self, emit: &mut dyn FnMut(Chunk) -> bool) -> crate::error::Result<()> {
+        CloudWatchSource::run(self, emit)
+    }
 }

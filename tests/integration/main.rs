@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod cloudwatch;
 mod fast_path;
 mod formats;
 mod realdata;
@@ -54,7 +55,7 @@ pub fn run_sql_with<P: AsRef<Path>>(
         .build()
         .unwrap();
     let batches = rt.block_on(async {
-        let ctx = query::session(source, report.clone(), 2)?;
+        let ctx = query::session(Arc::new(source), report.clone(), 2)?;
         Query::plan(&ctx, sql).await?.collect().await
     })?;
     Ok((batches, report.counts()))

@@ -1,0 +1,344 @@
+//! `eksaudit fetch`: CloudWatch Logs → a local file, resumable.
+//!
+//! Exactly once across interruptions: after each page the output is flushed
+//! and synced, then the checkpoint (cursor per log group, and the length of
+//! the output that holds exactly the delivered events) is replaced
+//! atomically. A rerun cuts the output back to that length and resumes from
+//! the cursor, so a page written but not checkpointed is written again, once.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+
+use super::{CloudWatchArgs, FetchArgs};
+use crate::error::Error;
+use crate::report::Report;
+use crate::source::cloudwatch::{
+    CloudWatchSource, Connection, Cursor, LogEvent, Puller, Window, log_group_for, now_ms,
+    parse_time,
+};
+
+pub const AFTER_HELP: &str = "\
+Examples:
+  eksaudit fetch --cluster prod --since 24h -o prod.ndjson.gz
+  eksaudit fetch --cloudwatch /aws/eks/a/cluster --cloudwatch /aws/eks/b/cluster \\
+      --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z -o nov1.ndjson
+  eksaudit query \"select count(*) from audit\" prod.ndjson.gz
+
+The output holds one CloudWatch subscription record per line (log group,
+stream, event id, timestamps, and the audit event as `message`), which
+`eksaudit query` reads with every column filled.
+
+Interrupted (Ctrl-C, SIGKILL, a failed request)? Run the same command again:
+it resumes from FILE.checkpoint.json with the time range of the first run,
+and the output ends up with every event exactly once. --restart starts over.
+
+Credentials come from the AWS SDK's standard chain: environment, profiles,
+SSO, web identity (IRSA, EKS Pod Identity), instance roles.";
+
+/// The checkpoint format; bump on incompatible changes.
+const VERSION: u32 = 1;
+
+/// What a rerun needs to resume.
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    version: u32,
+    window: Window,
+    /// Length of the output holding exactly the delivered events.
+    output_bytes: u64,
+    groups: BTreeMap<String, Cursor>,
+}
+
+impl Checkpoint {
+    fn load(path: &Path) -> Result<Option<Self>, Error> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path.display().to_string(), e)),
+        };
+        let bad = |reason: String| Error::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        let cp: Checkpoint = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("{e} (remove it, or pass --restart)")))?;
+        if cp.version != VERSION {
+            return Err(bad(format!(
+                "version {} is not {VERSION} (pass --restart)",
+                cp.version
+            )));
+        }
+        Ok(Some(cp))
+    }
+
+    /// Temp file, fsync, rename, fsync of the directory: a crash leaves the
+    /// old checkpoint or the new one, never a torn one.
+    fn save(&self, path: &Path) -> Result<(), Error> {
+        let io_err = |e| Error::io(path.display().to_string(), e);
+        let tmp = path.with_extension("json.tmp");
+        let mut f = File::create(&tmp).map_err(io_err)?;
+        serde_json::to_writer(&mut f, self).map_err(|e| io_err(e.into()))?;
+        f.sync_all().map_err(io_err)?;
+        std::fs::rename(&tmp, path).map_err(io_err)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        File::open(dir.unwrap_or(Path::new(".")))
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)
+    }
+}
+
+fn connection(args: &CloudWatchArgs) -> Connection {
+    Connection {
+        region: args.region.clone(),
+        profile: args.profile.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        max_attempts: args.max_attempts,
+    }
+}
+
+fn window(args: &CloudWatchArgs) -> anyhow::Result<Window> {
+    let now = now_ms();
+    let start_ms = parse_time(&args.since, now).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let end_ms = match &args.until {
+        Some(u) => parse_time(u, now).map_err(|e| anyhow::anyhow!("--until: {e}"))?,
+        None => now + 1,
+    };
+    if end_ms <= start_ms {
+        bail!("--until must be after --since");
+    }
+    Ok(Window { start_ms, end_ms })
+}
+
+/// The source behind `eksaudit query --cloudwatch`.
+pub fn live_source(
+    args: &CloudWatchArgs,
+    cluster: Option<String>,
+    report: Arc<Report>,
+) -> anyhow::Result<CloudWatchSource> {
+    Ok(CloudWatchSource {
+        connection: connection(args),
+        log_groups: args.log_groups.iter().map(|g| log_group_for(g)).collect(),
+        window: window(args)?,
+        stream_prefix: args.stream_prefix.clone(),
+        cluster,
+        max_tps: args.max_tps,
+        page_size: args.page_size,
+        report,
+    })
+}
+
+/// One line of output: a CloudWatch subscription record for one event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Record<'a> {
+    message_type: &'static str,
+    log_group: &'a str,
+    log_stream: &'a str,
+    log_events: [RecordEvent<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordEvent<'a> {
+    id: &'a str,
+    timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingestion_time: Option<i64>,
+    message: &'a str,
+}
+
+fn lines(group: &str, page: &[LogEvent]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(page.iter().map(|e| e.message.len() * 5 / 4 + 200).sum());
+    for e in page {
+        let record = Record {
+            message_type: "DATA_MESSAGE",
+            log_group: group,
+            log_stream: &e.log_stream,
+            log_events: [RecordEvent {
+                id: &e.id,
+                timestamp: e.timestamp_ms,
+                ingestion_time: e.ingestion_ms,
+                message: &e.message,
+            }],
+        };
+        serde_json::to_writer(&mut out, &record).expect("writing JSON to memory");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The output file: each page appended as a whole (one gzip member per
+/// page for `.gz`, so a cut at a page boundary leaves a valid file).
+struct Output {
+    file: File,
+    path: PathBuf,
+    gzip: bool,
+}
+
+impl Output {
+    fn err(&self, cause: io::Error) -> Error {
+        Error::Output {
+            what: self.path.display().to_string(),
+            cause,
+        }
+    }
+
+    /// Opens the output holding exactly `keep` bytes of earlier runs.
+    fn open(path: &Path, keep: u64) -> Result<Self, Error> {
+        let out = |cause| Error::Output {
+            what: path.display().to_string(),
+            cause,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(out)?;
+        let len = file.metadata().map_err(out)?.len();
+        if len < keep {
+            return Err(Error::Checkpoint {
+                path: path.display().to_string(),
+                reason: format!(
+                    "the output has {len} bytes, the checkpoint says {keep} were written (pass --restart)"
+                ),
+            });
+        }
+        file.set_len(keep).map_err(out)?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            gzip: path.extension().is_some_and(|e| e == "gz"),
+        })
+    }
+
+    /// Appends and syncs; returns the new length.
+    fn append(&mut self, bytes: &[u8]) -> Result<u64, Error> {
+        if self.gzip {
+            let mut gz = GzEncoder::new(&self.file, Compression::fast());
+            gz.write_all(bytes).map_err(|e| self.err(e))?;
+            gz.finish().map_err(|e| self.err(e))?;
+        } else {
+            (&self.file).write_all(bytes).map_err(|e| self.err(e))?;
+        }
+        self.file.sync_data().map_err(|e| self.err(e))?;
+        Ok(self.file.metadata().map_err(|e| self.err(e))?.len())
+    }
+}
+
+pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
+    let mut groups: Vec<String> = args
+        .cloudwatch
+        .log_groups
+        .iter()
+        .chain(&args.clusters)
+        .map(|g| log_group_for(g))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    if groups.is_empty() {
+        bail!("name what to fetch: --cloudwatch LOG_GROUP or --cluster NAME");
+    }
+    let settle = parse_time(&args.settle, 0)
+        .map(|back| std::time::Duration::from_millis(back.unsigned_abs()))
+        .map_err(|e| anyhow::anyhow!("--settle: {e}"))?;
+    let cp_path = args.checkpoint.clone().unwrap_or_else(|| {
+        let mut p = args.output.clone().into_os_string();
+        p.push(".checkpoint.json");
+        PathBuf::from(p)
+    });
+    let resumed = if args.restart {
+        None
+    } else {
+        Checkpoint::load(&cp_path)?
+    };
+    let mut cp = match resumed {
+        Some(cp) => {
+            let had: Vec<&String> = cp.groups.keys().collect();
+            let mut want: Vec<&String> = groups.iter().collect();
+            want.sort();
+            if had != want {
+                bail!(
+                    "{} is a checkpoint for {had:?}, not {want:?}: pass --restart to start over",
+                    cp_path.display()
+                );
+            }
+            cp
+        }
+        None => Checkpoint {
+            version: VERSION,
+            window: window(&args.cloudwatch)?,
+            output_bytes: 0,
+            groups: groups
+                .iter()
+                .map(|g| (g.clone(), Cursor::default()))
+                .collect(),
+        },
+    };
+    let mut output = Output::open(&args.output, cp.output_bytes)?;
+    cp.save(&cp_path)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let progress = !args.quiet && io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut total = 0u64;
+    runtime.block_on(async {
+        let client = connection(&args.cloudwatch).client().await;
+        for group in &groups {
+            let mut cursor = cp.groups.get(group).cloned().unwrap_or_default();
+            if cursor.done {
+                continue;
+            }
+            let mut puller = Puller::new(client.clone(), group.clone());
+            puller
+                .stream_prefix
+                .clone_from(&args.cloudwatch.stream_prefix);
+            puller.settle = settle;
+            puller.max_tps = args.cloudwatch.max_tps;
+            puller.page_size = args.cloudwatch.page_size;
+            let window = cp.window;
+            // Output first, synced; then the checkpoint that covers it.
+            let mut deliver = |page: &[LogEvent], next: &Cursor| -> Result<bool, Error> {
+                if !page.is_empty() {
+                    cp.output_bytes = output.append(&lines(group, page))?;
+                }
+                cp.groups.insert(group.clone(), next.clone());
+                cp.save(&cp_path)?;
+                total += page.len() as u64;
+                if progress {
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    eprint!(
+                        "\r{group}: {total} events, {:.1} MB, {:.0} events/s   ",
+                        cp.output_bytes as f64 / 1e6,
+                        total as f64 / secs
+                    );
+                }
+                Ok(true)
+            };
+            puller.pull(window, &mut cursor, &mut deliver).await?;
+        }
+        Ok::<(), Error>(())
+    })?;
+    if progress {
+        eprintln!();
+    }
+    if !args.quiet {
+        eprintln!(
+            "eksaudit: {total} new event(s) from {} log group(s) written to {}",
+            groups.len(),
+            args.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,347 @@
+//! The CloudWatch source against a real CloudWatch Logs API server: moto's,
+//! installed from PyPI into a venv under Cargo's target tmp dir on first use
+//! (or `EKSAUDIT_MOTO_SERVER=/path/to/moto_server`), one server per test on a
+//! free loopback port, killed when the test ends.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_cloudwatchlogs::{Client, Config};
+use eksaudit::synth::{GenOptions, generate};
+
+fn moto_server() -> PathBuf {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("EKSAUDIT_MOTO_SERVER") {
+                return p.into();
+            }
+            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
+            let bin = venv.join("bin/moto_server");
+            if !bin.exists() {
+                let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+                assert!(
+                    ok(Command::new("python3").arg("-m").arg("venv").arg(&venv)),
+                    "python3 -m venv {} failed",
+                    venv.display()
+                );
+                assert!(
+                    ok(Command::new(venv.join("bin/pip")).args([
+                        "install",
+                        "-q",
+                        "moto[server]==5.2.5"
+                    ])),
+                    "pip install moto[server] failed"
+                );
+            }
+            bin
+        })
+        .clone()
+}
+
+/// A moto server on loopback, stopped on drop.
+struct Moto {
+    child: Child,
+    url: String,
+    client: Client,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let url = format!("http://127.0.0.1:{port}");
+        let config = Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .build();
+        Moto {
+            child,
+            url,
+            client: Client::from_conf(config),
+        }
+    }
+
+    /// Creates `group` and puts `n` generated audit events into each of
+    /// `streams`, timestamps from `first_ms`, ten events per millisecond (so
+    /// that pages end inside a shared millisecond).
+    fn put(&self, group: &str, streams: &[(&str, u64)], first_ms: i64) {
+        rt().block_on(async {
+            let c = &self.client;
+            c.create_log_group()
+                .log_group_name(group)
+                .send()
+                .await
+                .unwrap();
+            for (s, (stream, n)) in streams.iter().enumerate() {
+                c.create_log_stream()
+                    .log_group_name(group)
+                    .log_stream_name(*stream)
+                    .send()
+                    .await
+                    .unwrap();
+                let mut text = Vec::new();
+                let opts = GenOptions {
+                    events: *n,
+                    seed: s as u64 + 1,
+                    export_lines: false,
+                };
+                generate(&opts, &mut text).unwrap();
+                let events: Vec<InputLogEvent> = String::from_utf8(text)
+                    .unwrap()
+                    .lines()
+                    .enumerate()
+                    .map(|(i, line)| {
+                        InputLogEvent::builder()
+                            .timestamp(first_ms + i as i64 / 10)
+                            .message(line)
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                // PutLogEvents takes at most 1 MB a call.
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                for e in events {
+                    bytes += e.message().len() + 26;
+                    batch.push(e);
+                    if bytes > 800_000 {
+                        self.put_batch(group, stream, std::mem::take(&mut batch))
+                            .await;
+                        bytes = 0;
+                    }
+                }
+                if !batch.is_empty() {
+                    self.put_batch(group, stream, batch).await;
+                }
+            }
+        });
+    }
+
+    async fn put_batch(&self, group: &str, stream: &str, batch: Vec<InputLogEvent>) {
+        self.client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(batch))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The binary, pointed at this server with test credentials.
+    fn eksaudit(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eksaudit"));
+        cmd.args(args)
+            .args(["--endpoint-url", &self.url, "--region", "us-east-1"])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL");
+        cmd
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// More than one page (10,000 events) over several streams, a stream that
+/// is not an audit stream, a second group named by its cluster, and
+/// events sharing milliseconds: every audit event exactly once.
+#[test]
+fn query_pulls_every_event_of_two_groups() {
+    let moto = Moto::start();
+    let start = now_ms() - 20 * 60_000;
+    moto.put(
+        "/aws/eks/alpha/cluster",
+        &[
+            ("kube-apiserver-audit-aaa", 6_500),
+            ("kube-apiserver-audit-bbb", 5_200),
+            ("authenticator-ccc", 300),
+        ],
+        start,
+    );
+    moto.put(
+        "/aws/eks/beta/cluster",
+        &[("kube-apiserver-audit-ddd", 250)],
+        start,
+    );
+    let out = moto
+        .eksaudit(&[
+            "query",
+            "-q",
+            "--format",
+            "csv",
+            "--cloudwatch",
+            "/aws/eks/alpha/cluster",
+            "--cloudwatch",
+            "beta",
+            "--since",
+            "1h",
+            "select cluster, log_group, count(*) as n, count(distinct event_id) as ids, \
+             count(distinct auditID) as audits from audit group by 1, 2 order by 1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "cluster,log_group,n,ids,audits\n\
+         alpha,/aws/eks/alpha/cluster,11700,11700,11700\n\
+         beta,/aws/eks/beta/cluster,250,250,250\n"
+    );
+}
+
+#[test]
+fn missing_and_empty_groups() {
+    let moto = Moto::start();
+    moto.put("/aws/eks/empty/cluster", &[], now_ms());
+    let out = moto
+        .eksaudit(&[
+            "query",
+            "-q",
+            "--format",
+            "csv",
+            "--cloudwatch",
+            "empty",
+            "select count(*) as n from audit",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "n\n0\n");
+
+    let out = moto
+        .eksaudit(&[
+            "query",
+            "--cloudwatch",
+            "/aws/eks/nope/cluster",
+            "select count(*) from audit",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/aws/eks/nope/cluster") && err.contains("ResourceNotFound"),
+        "{err}"
+    );
+}
+
+/// `fetch` killed with SIGKILL at random moments and rerun until it
+/// finishes: the output holds every event exactly once.
+#[test]
+fn fetch_killed_and_restarted_has_every_event_once() {
+    let moto = Moto::start();
+    let start = now_ms() - 30 * 60_000;
+    moto.put(
+        "/aws/eks/gamma/cluster",
+        &[
+            ("kube-apiserver-audit-1", 3_000),
+            ("kube-apiserver-audit-2", 2_500),
+        ],
+        start,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("gamma.ndjson.gz");
+    let output_s = output.display().to_string();
+    let fetch = || {
+        moto.eksaudit(&[
+            "fetch",
+            "-q",
+            "--cluster",
+            "gamma",
+            "--since",
+            "1h",
+            "--page-size",
+            "400",
+            "--max-tps",
+            "1000",
+            "-o",
+            &output_s,
+        ])
+    };
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut kills = 0;
+    let mut finished = false;
+    for _ in 0..40 {
+        let mut child = fetch().stdout(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(50..600)));
+        if child.try_wait().unwrap().is_some() {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "fetch failed: {status}");
+            finished = true;
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills > 0, "the fetch was never interrupted");
+    if !finished {
+        assert!(fetch().status().unwrap().success());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+        .args([
+            "query",
+            "-q",
+            "--strict",
+            "--format",
+            "csv",
+            "select log_stream, count(*) as n, count(distinct event_id) as ids from audit \
+             group by 1 order by 1",
+            &output_s,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "log_stream,n,ids\nkube-apiserver-audit-1,3000,3000\nkube-apiserver-audit-2,2500,2500\n"
+    );
+}
