@@ -41,6 +41,8 @@ stream, event id, timestamps, and the audit event as `message`), which
 Interrupted (Ctrl-C, SIGKILL, a failed request)? Run the same command again:
 it resumes from FILE.checkpoint.json with the time range of the first run,
 and the output ends up with every event exactly once. --restart starts over.
+Without --until, a rerun after a finished run appends what came since (from
+cron, say), including events CloudWatch ingested late within --settle.
 
 Credentials come from the AWS SDK's standard chain: environment, profiles,
 SSO, web identity (IRSA, EKS Pod Identity), instance roles.";
@@ -55,6 +57,10 @@ struct Checkpoint {
     window: Window,
     /// Length of the output holding exactly the delivered events.
     output_bytes: u64,
+    /// No `--until`: once every group is done, a rerun moves the end of the
+    /// window to its own start time and fetches what came since.
+    #[serde(default)]
+    open_ended: bool,
     groups: BTreeMap<String, Cursor>,
 }
 
@@ -271,12 +277,20 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
                     cp_path.display()
                 );
             }
+            let mut cp = cp;
+            if cp.open_ended && cp.groups.values().all(|c| c.done) {
+                cp.window.end_ms = now_ms() + 1;
+                for cursor in cp.groups.values_mut() {
+                    cursor.done = false;
+                }
+            }
             cp
         }
         None => Checkpoint {
             version: VERSION,
             window: window(&args.cloudwatch)?,
             output_bytes: 0,
+            open_ended: args.cloudwatch.until.is_none(),
             groups: groups
                 .iter()
                 .map(|g| (g.clone(), Cursor::default()))

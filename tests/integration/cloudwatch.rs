@@ -89,24 +89,22 @@ impl Moto {
         }
     }
 
-    /// Creates `group` and puts `n` generated audit events into each of
+    /// Creates `group` (unless it exists) and puts `n` generated audit events into each of
     /// `streams`, timestamps from `first_ms`, ten events per millisecond (so
     /// that pages end inside a shared millisecond).
     fn put(&self, group: &str, streams: &[(&str, u64)], first_ms: i64) {
         rt().block_on(async {
             let c = &self.client;
-            c.create_log_group()
-                .log_group_name(group)
-                .send()
-                .await
-                .unwrap();
+            // Both may exist from an earlier put; a real problem shows in
+            // PutLogEvents.
+            let _ = c.create_log_group().log_group_name(group).send().await;
             for (s, (stream, n)) in streams.iter().enumerate() {
-                c.create_log_stream()
+                let _ = c
+                    .create_log_stream()
                     .log_group_name(group)
                     .log_stream_name(*stream)
                     .send()
-                    .await
-                    .unwrap();
+                    .await;
                 let mut text = Vec::new();
                 let opts = GenOptions {
                     events: *n,
@@ -524,4 +522,71 @@ fn fetch_stops_on_persistent_failure_and_resumes() {
     let out = fetch_through(&moto.url, &output, &[]);
     stdout(&out);
     assert_eq!(count_rows(&output), "n,ids\n2000,2000\n");
+}
+
+/// Fifty thousand events over five streams, counted exactly.
+#[test]
+fn fifty_thousand_events_over_five_streams() {
+    let moto = Moto::start();
+    let streams: Vec<String> = (1..=5)
+        .map(|i| format!("kube-apiserver-audit-{i}"))
+        .collect();
+    let spec: Vec<(&str, u64)> = streams.iter().map(|s| (s.as_str(), 10_000)).collect();
+    let started = Instant::now();
+    moto.put("/aws/eks/big/cluster", &spec, now_ms() - 40 * 60_000);
+    eprintln!("put 50,000 events in {:?}", started.elapsed());
+    let started = Instant::now();
+    let out = moto
+        .eksaudit(&[
+            "query",
+            "-q",
+            "--format",
+            "csv",
+            "--cloudwatch",
+            "/aws/eks/big/cluster",
+            "--since",
+            "1h",
+            "select count(*) as n, count(distinct event_id) as ids from audit",
+        ])
+        .output()
+        .unwrap();
+    eprintln!("query took {:?}", started.elapsed());
+    assert_eq!(stdout(&out), "n,ids\n50000,50000\n");
+}
+
+/// A finished fetch without --until, rerun later, appends what came since:
+/// new events, and events CloudWatch ingested late with timestamps before
+/// the last one fetched (within the settle delay). Nothing twice.
+#[test]
+fn fetch_rerun_appends_new_and_late_events() {
+    let moto = Moto::start();
+    let t0 = now_ms() - 10 * 60_000;
+    let group = "/aws/eks/epsilon/cluster";
+    moto.put(group, &[("kube-apiserver-audit-a", 1_000)], t0);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("epsilon.ndjson").display().to_string();
+    let fetch = || {
+        moto.eksaudit(&[
+            "fetch",
+            "-q",
+            "--cluster",
+            "epsilon",
+            "--since",
+            "1h",
+            "-o",
+            &output,
+        ])
+        .output()
+        .unwrap()
+    };
+    stdout(&fetch());
+    assert_eq!(count_rows(&output), "n,ids\n1000,1000\n");
+    // Late: timestamps inside what was fetched. New: after it.
+    moto.put(group, &[("kube-apiserver-audit-late", 300)], t0 + 50);
+    moto.put(group, &[("kube-apiserver-audit-a", 500)], t0 + 200);
+    stdout(&fetch());
+    assert_eq!(count_rows(&output), "n,ids\n1800,1800\n");
+    // Nothing new: nothing appended.
+    stdout(&fetch());
+    assert_eq!(count_rows(&output), "n,ids\n1800,1800\n");
 }
