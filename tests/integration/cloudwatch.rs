@@ -356,6 +356,7 @@ enum Fault {
     Throttle,
     ServerError,
     Reset,
+    Denied,
 }
 
 /// An HTTP proxy on loopback in front of moto that answers the Nth request
@@ -408,6 +409,7 @@ fn fault_proxy(upstream: &str, faults: fn(usize) -> Fault) -> String {
                     let reply = match faults(count.fetch_add(1, Ordering::SeqCst)) {
                         Fault::Reset => return, // drop the connection unanswered
                         Fault::Throttle => error("400 Bad Request", "ThrottlingException"),
+                        Fault::Denied => error("400 Bad Request", "UnrecognizedClientException"),
                         Fault::ServerError => {
                             error("500 Internal Server Error", "ServiceUnavailableException")
                         }
@@ -589,4 +591,25 @@ fn fetch_rerun_appends_new_and_late_events() {
     // Nothing new: nothing appended.
     stdout(&fetch());
     assert_eq!(count_rows(&output), "n,ids\n1800,1800\n");
+}
+
+/// Bad credentials are not retried: one clear error, exit 2, nothing
+/// written, and the key never printed.
+#[test]
+fn fetch_with_bad_credentials_fails_at_once() {
+    let moto = Moto::start();
+    let proxy = fault_proxy(&moto.url, |_| Fault::Denied);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("delta.ndjson").display().to_string();
+    let started = Instant::now();
+    let out = fetch_through(&proxy, &output, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it was retried"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("UnrecognizedClientException"), "{err}");
+    assert!(!err.contains("testing"), "credentials in the error: {err}");
+    assert_eq!(std::fs::metadata(&output).unwrap().len(), 0);
 }
