@@ -20,6 +20,10 @@ pub enum Error {
     #[error("CloudWatch Logs, log group {log_group}: {cause}")]
     CloudWatch { log_group: String, cause: String },
 
+    /// A config file could not be used.
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
+
     /// A checkpoint file could not be used.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: String, reason: String },

@@ -23,8 +23,8 @@ use super::{CloudWatchArgs, FetchArgs};
 use crate::error::Error;
 use crate::report::Report;
 use crate::source::cloudwatch::{
-    CloudWatchSource, Connection, Cursor, LogEvent, Puller, Window, log_group_for, now_ms,
-    parse_time,
+    Clients, CloudWatchSource, Connection, Cursor, GroupSpec, LogEvent, Puller, Window,
+    load_config, log_group_for, now_ms, parse_time,
 };
 
 pub const AFTER_HELP: &str = "\
@@ -124,6 +124,30 @@ fn window(args: &CloudWatchArgs) -> anyhow::Result<Window> {
     Ok(Window { start_ms, end_ms })
 }
 
+/// The log groups named on the command line (`--cloudwatch`, and
+/// `clusters`) and in `--config`, without repeats.
+fn group_specs(args: &CloudWatchArgs, clusters: &[String]) -> anyhow::Result<Vec<GroupSpec>> {
+    let connection = connection(args);
+    let mut groups: Vec<GroupSpec> = args
+        .log_groups
+        .iter()
+        .chain(clusters)
+        .map(|g| GroupSpec {
+            log_group: log_group_for(g),
+            connection: connection.clone(),
+        })
+        .collect();
+    if let Some(path) = &args.config {
+        groups.extend(load_config(path, &connection)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    groups.retain(|g| seen.insert(g.key()));
+    if groups.is_empty() {
+        bail!("name what to read: --cloudwatch LOG_GROUP, --cluster NAME, or --config FILE");
+    }
+    Ok(groups)
+}
+
 /// The source behind `eksaudit query --cloudwatch`.
 pub fn live_source(
     args: &CloudWatchArgs,
@@ -131,8 +155,7 @@ pub fn live_source(
     report: Arc<Report>,
 ) -> anyhow::Result<CloudWatchSource> {
     Ok(CloudWatchSource {
-        connection: connection(args),
-        log_groups: args.log_groups.iter().map(|g| log_group_for(g)).collect(),
+        groups: group_specs(args, &[])?,
         window: window(args)?,
         stream_prefix: args.stream_prefix.clone(),
         cluster,
@@ -241,18 +264,7 @@ impl Output {
 }
 
 pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
-    let mut groups: Vec<String> = args
-        .cloudwatch
-        .log_groups
-        .iter()
-        .chain(&args.clusters)
-        .map(|g| log_group_for(g))
-        .collect();
-    groups.sort();
-    groups.dedup();
-    if groups.is_empty() {
-        bail!("name what to fetch: --cloudwatch LOG_GROUP or --cluster NAME");
-    }
+    let groups = group_specs(&args.cloudwatch, &args.clusters)?;
     let settle = parse_time(&args.settle, 0)
         .map(|back| std::time::Duration::from_millis(back.unsigned_abs()))
         .map_err(|e| anyhow::anyhow!("--settle: {e}"))?;
@@ -269,8 +281,9 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
     let mut cp = match resumed {
         Some(cp) => {
             let had: Vec<&String> = cp.groups.keys().collect();
-            let mut want: Vec<&String> = groups.iter().collect();
+            let mut want: Vec<String> = groups.iter().map(GroupSpec::key).collect();
             want.sort();
+            let want: Vec<&String> = want.iter().collect();
             if had != want {
                 bail!(
                     "{} is a checkpoint for {had:?}, not {want:?}: pass --restart to start over",
@@ -293,7 +306,7 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
             open_ended: args.cloudwatch.until.is_none(),
             groups: groups
                 .iter()
-                .map(|g| (g.clone(), Cursor::default()))
+                .map(|g| (g.key(), Cursor::default()))
                 .collect(),
         },
     };
@@ -308,13 +321,15 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut total = 0u64;
     runtime.block_on(async {
-        let client = connection(&args.cloudwatch).client().await;
-        for group in &groups {
-            let mut cursor = cp.groups.get(group).cloned().unwrap_or_default();
+        let mut clients = Clients::default();
+        for spec in &groups {
+            let (group, key) = (&spec.log_group, spec.key());
+            let mut cursor = cp.groups.get(&key).cloned().unwrap_or_default();
             if cursor.done {
                 continue;
             }
-            let mut puller = Puller::new(client.clone(), group.clone());
+            let client = clients.get(&spec.connection).await;
+            let mut puller = Puller::new(client, group.clone());
             puller
                 .stream_prefix
                 .clone_from(&args.cloudwatch.stream_prefix);
@@ -327,13 +342,13 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
                 if !page.is_empty() {
                     cp.output_bytes = output.append(&lines(group, page))?;
                 }
-                cp.groups.insert(group.clone(), next.clone());
+                cp.groups.insert(key.clone(), next.clone());
                 cp.save(&cp_path)?;
                 total += page.len() as u64;
                 if progress {
                     let secs = started.elapsed().as_secs_f64().max(0.001);
                     eprint!(
-                        "\r{group}: {total} events, {:.1} MB, {:.0} events/s   ",
+                        "\r{key}: {total} events, {:.1} MB, {:.0} events/s   ",
                         cp.output_bytes as f64 / 1e6,
                         total as f64 / secs
                     );

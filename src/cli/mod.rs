@@ -64,6 +64,12 @@ pub struct CloudWatchArgs {
     #[arg(long = "cloudwatch", value_name = "LOG_GROUP")]
     pub log_groups: Vec<String>,
 
+    /// Also pull the log groups of the `[[cloudwatch]]` tables in this TOML
+    /// file, each with its own `region`, `profile`, `endpoint_url`
+    /// (`log_group = "/aws/eks/prod/cluster"` or `cluster = "prod"`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Start of the time range: a duration back from now (90s, 30m, 2h, 7d),
     /// an RFC 3339 time, or epoch milliseconds.
     #[arg(long, value_name = "TIME", default_value = "1h")]

@@ -72,7 +72,7 @@ impl Plan {
                 text => SqlSource::Text(text),
             }
         };
-        let live = !args.live.log_groups.is_empty();
+        let live = !args.live.log_groups.is_empty() || args.live.config.is_some();
         if live && !positional.is_empty() {
             bail!("--cloudwatch reads CloudWatch Logs: name no files as well");
         }

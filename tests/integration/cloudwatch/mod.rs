@@ -216,8 +216,8 @@ fn stdout(out: &Output) -> String {
 }
 
 /// More than one page (10,000 events) over several streams, a stream that
-/// is not an audit stream, a second group named by its cluster, and
-/// events sharing milliseconds: every audit event exactly once.
+/// is not an audit stream, a second group named by its cluster in a config
+/// file, and events sharing milliseconds: every audit event exactly once.
 #[test]
 fn query_pulls_every_event_of_two_groups() {
     let moto = Moto::start();
@@ -236,6 +236,17 @@ fn query_pulls_every_event_of_two_groups() {
         &[("kube-apiserver-audit-ddd", 250)],
         start,
     );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("eksaudit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cloudwatch]]\ncluster = \"beta\"\nendpoint_url = \"{}\"\n",
+            moto.url
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
     let out = moto
         .eksaudit(&[
             "query",
@@ -244,8 +255,8 @@ fn query_pulls_every_event_of_two_groups() {
             "csv",
             "--cloudwatch",
             "/aws/eks/alpha/cluster",
-            "--cloudwatch",
-            "beta",
+            "--config",
+            &config,
             "--since",
             "1h",
             "select cluster, log_group, count(*) as n, count(distinct event_id) as ids, \

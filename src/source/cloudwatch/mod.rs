@@ -28,10 +28,16 @@ use crate::error::{Error, Result};
 use crate::report::Report;
 use crate::schema::cluster_from_log_group;
 
+mod config;
+mod time;
+
+pub use config::load_config;
+pub use time::{now_ms, parse_time};
+
 /// How to reach CloudWatch Logs. Credentials come from the SDK's standard
 /// chain (environment, profiles, SSO, web identity, instance roles);
 /// `AWS_ENDPOINT_URL` and `AWS_REGION` are honoured.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Connection {
     pub region: Option<String>,
     pub profile: Option<String>,
@@ -64,6 +70,39 @@ impl Connection {
             loader = loader.endpoint_url(url);
         }
         Client::new(&loader.load().await)
+    }
+}
+
+/// One log group to pull, and how to reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    pub log_group: String,
+    pub connection: Connection,
+}
+
+impl GroupSpec {
+    /// The group's name in checkpoints: with its region when one is set,
+    /// since the same group name may exist in several regions.
+    pub fn key(&self) -> String {
+        match &self.connection.region {
+            Some(region) => format!("{region}:{}", self.log_group),
+            None => self.log_group.clone(),
+        }
+    }
+}
+
+/// Clients by connection, made once each.
+#[derive(Default)]
+pub struct Clients(Vec<(Connection, Client)>);
+
+impl Clients {
+    pub async fn get(&mut self, connection: &Connection) -> Client {
+        if let Some((_, client)) = self.0.iter().find(|(c, _)| c == connection) {
+            return client.clone();
+        }
+        let client = connection.client().await;
+        self.0.push((connection.clone(), client.clone()));
+        client
     }
 }
 
@@ -299,8 +338,7 @@ impl Chunker {
 /// (`eksaudit query --cloudwatch`).
 #[derive(Debug, Clone)]
 pub struct CloudWatchSource {
-    pub connection: Connection,
-    pub log_groups: Vec<String>,
+    pub groups: Vec<GroupSpec>,
     pub window: Window,
     pub stream_prefix: String,
     pub cluster: Option<String>,
@@ -318,9 +356,11 @@ impl CloudWatchSource {
             .build()
             .map_err(|e| Error::io("tokio runtime", e))?;
         runtime.block_on(async {
-            let client = self.connection.client().await;
-            for group in &self.log_groups {
-                let mut puller = Puller::new(client.clone(), group.clone());
+            let mut clients = Clients::default();
+            for spec in &self.groups {
+                let group = &spec.log_group;
+                let client = clients.get(&spec.connection).await;
+                let mut puller = Puller::new(client, group.clone());
                 puller.stream_prefix.clone_from(&self.stream_prefix);
                 puller.max_tps = self.max_tps;
                 puller.page_size = self.page_size;
@@ -340,61 +380,9 @@ impl CloudWatchSource {
     }
 }
 
-/// Reads a point in time: a duration back from `now_ms` (`90s`, `15m`,
-/// `2h`, `7d`, `1w`), an RFC 3339 time, or milliseconds since the epoch.
-pub fn parse_time(s: &str, now_ms: i64) -> std::result::Result<i64, String> {
-    let s = s.trim();
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    let unit_at = s
-        .find(|c: char| !c.is_ascii_digit())
-        .filter(|&i| i > 0)
-        .ok_or_else(|| format!("expected a duration (2h, 30m, 7d), an RFC 3339 time or epoch milliseconds, got {s:?}"))?;
-    let (n, unit) = s.split_at(unit_at);
-    let n: i64 = n.parse().map_err(|_| format!("{s:?}: number too large"))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 604_800_000,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
-            ));
-        }
-    };
-    n.checked_mul(unit_ms)
-        .map(|back| now_ms - back)
-        .ok_or_else(|| format!("{s:?}: too far back"))
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times() {
-        let now = 10_000_000_000;
-        assert_eq!(parse_time("2h", now), Ok(now - 7_200_000));
-        assert_eq!(parse_time("90s", now), Ok(now - 90_000));
-        assert_eq!(parse_time("1700000000000", now), Ok(1_700_000_000_000));
-        assert_eq!(
-            parse_time("2026-11-26T10:00:00Z", now),
-            Ok(1_795_687_200_000)
-        );
-        assert!(parse_time("2x", now).unwrap_err().contains("unknown unit"));
-        assert!(parse_time("h", now).is_err());
-    }
 
     fn event(id: &str, ts: i64) -> LogEvent {
         LogEvent {
