@@ -14,7 +14,10 @@
 
 use std::borrow::Cow;
 
+mod scan;
 mod skip;
+
+use scan::string_run_end;
 
 use super::event::{Event, Json, ObjectMeta, ObjectRef, ResponseStatus, UserInfo};
 use super::lenient::{Int, Map, Presence, Str, StrList};
@@ -80,40 +83,6 @@ pub fn parse_event<'a>(text: &'a str, want: &Want) -> Option<Event<'a>> {
     let ev = p.event(want)?;
     p.ws();
     (p.i == p.b.len()).then_some(ev)
-}
-
-/// The offset of the quote or backslash that ends the plain run of a string
-/// starting at `i`, or `None` if the string is cut short or holds a raw
-/// control character (JSON forbids them). Eight bytes at a time: a byte is
-/// flagged when it is `"`, `\\` or below 0x20 (the classic "has zero byte"
-/// test; its lowest flag is always exact, and only the lowest is used).
-#[inline]
-fn string_run_end(b: &[u8], mut i: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    const QUOTE: u64 = ONES * b'"' as u64;
-    const BACKSLASH: u64 = ONES * b'\\' as u64;
-    const SPACE: u64 = ONES * 0x20;
-    while let Some(word) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(word.try_into().ok()?);
-        let (q, s) = (w ^ QUOTE, w ^ BACKSLASH);
-        let flags =
-            (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s | w.wrapping_sub(SPACE) & !w)
-                & HIGH;
-        if flags != 0 {
-            let j = i + (flags.trailing_zeros() / 8) as usize;
-            return (b[j] >= 0x20).then_some(j);
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'"' | b'\\' => return Some(i),
-            c if c < 0x20 => return None,
-            _ => i += 1,
-        }
-    }
-    None
 }
 
 struct Parser<'a> {
@@ -468,41 +437,5 @@ impl<'a> Parser<'a> {
             }
         });
         Some(e)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::string_run_end;
-
-    /// The word-at-a-time scan against a byte loop: every special byte at
-    /// every offset, after every kind of plain byte, in and out of words.
-    #[test]
-    fn string_run_end_matches_a_byte_loop() {
-        let reference = |b: &[u8], i: usize| {
-            let j = i + b[i..]
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            (b[j] >= 0x20).then_some(j)
-        };
-        for filler in [b'a', b' ', 0x7f, 0x80, 0xa0, 0xff, b'!', b'#', b'[', b']'] {
-            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
-                for len in 0..40 {
-                    for at in 0..=len {
-                        let mut b = vec![filler; len];
-                        if at < len {
-                            b[at] = special;
-                        }
-                        for start in [0, 1, 7, 9].into_iter().filter(|&s| s <= len) {
-                            assert_eq!(
-                                string_run_end(&b, start),
-                                reference(&b, start),
-                                "{b:?} from {start}"
-                            );
-                        }
-                    }
-                }
-            }
-        }
     }
 }
