@@ -241,8 +241,15 @@ fn assert_decoders_agree(input: &[u8]) {
     for columns in [Column::ALL.to_vec(), projected] {
         let (fast_report, ref_report) = (Report::new(), Report::new());
         let fast = Decoder::new(columns.clone()).decode(&chunk, &fast_report);
-        let reference = Decoder::new(columns).reference().decode(&chunk, &ref_report);
-        assert_eq!(fast.unwrap(), reference.unwrap(), "{}", String::from_utf8_lossy(input));
+        let reference = Decoder::new(columns)
+            .reference()
+            .decode(&chunk, &ref_report);
+        assert_eq!(
+            fast.unwrap(),
+            reference.unwrap(),
+            "{}",
+            String::from_utf8_lossy(input)
+        );
         assert_eq!(fast_report.counts(), ref_report.counts());
     }
 }
@@ -261,7 +268,28 @@ fn fuzz_findings() {
     // (here `user`, which the projection does not need), so the fast path's
     // skipper must not accept them.
     assert_decoders_agree(br#"{"user":2e555}"#);
-    for value in ["2e555", "-1E+400", "{\"uid\":9e999}", "1e5", "1.5e-3", &"9".repeat(400)] {
+    // Likewise lone surrogates, in a string of the wrong type or of a field
+    // the projection skips.
+    assert_decoders_agree(br#"{"level":"\udd46"}"#);
+    assert_decoders_agree(br#"{"user":"\udCfa"}"#);
+    for value in [
+        r#""\ud800""#,
+        r#""\udc00x""#,
+        r#""\ud83d\ude00""#,
+        r#"["\ud800"]"#,
+    ] {
+        assert_decoders_agree(with("level", value).as_bytes());
+        assert_decoders_agree(with("user", value).as_bytes());
+        assert_decoders_agree(with("requestObject", value).as_bytes());
+    }
+    for value in [
+        "2e555",
+        "-1E+400",
+        "{\"uid\":9e999}",
+        "1e5",
+        "1.5e-3",
+        &"9".repeat(400),
+    ] {
         assert_decoders_agree(with("user", value).as_bytes());
         assert_decoders_agree(with("requestObject", value).as_bytes());
         assert_decoders_agree(with("somethingElse", value).as_bytes());

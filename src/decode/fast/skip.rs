@@ -122,8 +122,13 @@ impl Parser<'_> {
             }
             match self.next()? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                // A surrogate escape goes to the serde path: serde_json
+                // rejects a lone one where it reads the string, which a
+                // syntax check cannot tell.
                 b'u' => {
-                    self.hex4()?;
+                    if (0xD800..0xE000).contains(&self.hex4()?) {
+                        return None;
+                    }
                 }
                 _ => return None,
             }
