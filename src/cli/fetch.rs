@@ -205,6 +205,13 @@ fn lines(group: &str, page: &[LogEvent]) -> Vec<u8> {
     out
 }
 
+fn output_error(path: &Path, cause: io::Error) -> Error {
+    Error::Output {
+        what: path.display().to_string(),
+        cause,
+    }
+}
+
 /// The output file: each page appended as a whole (one gzip member per
 /// page for `.gz`, so a cut at a page boundary leaves a valid file).
 struct Output {
@@ -215,18 +222,12 @@ struct Output {
 
 impl Output {
     fn err(&self, cause: io::Error) -> Error {
-        Error::Output {
-            what: self.path.display().to_string(),
-            cause,
-        }
+        output_error(&self.path, cause)
     }
 
     /// Opens the output holding exactly `keep` bytes of earlier runs.
     fn open(path: &Path, keep: u64) -> Result<Self, Error> {
-        let out = |cause| Error::Output {
-            what: path.display().to_string(),
-            cause,
-        };
+        let out = |cause| output_error(path, cause);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
