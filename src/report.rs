@@ -26,6 +26,9 @@ pub struct Counts {
     pub bad_events: u64,
     /// Events kept as rows but with one or more fields of the wrong type nulled.
     pub bad_fields: u64,
+    /// Events CloudWatch truncated, kept as rows with the fields before the
+    /// cut (`truncated = true`).
+    pub truncated: u64,
     /// Messages from log streams that do not hold audit events (authenticator, ...).
     pub other_streams: u64,
     /// CloudWatch subscription CONTROL_MESSAGE payloads.
@@ -39,7 +42,7 @@ pub struct Counts {
 impl Counts {
     /// Every problem that `--strict` turns into a failure.
     pub fn problems(&self) -> u64 {
-        self.bad_events + self.bad_fields
+        self.bad_events + self.bad_fields + self.truncated
     }
 }
 
@@ -73,6 +76,14 @@ impl Report {
     pub fn bad_field(&self, file: &str, line: u64, reason: impl Display) {
         self.with(|c| {
             c.bad_fields += 1;
+            Self::note(c, file, line, &reason);
+        });
+    }
+
+    /// An event CloudWatch cut short, kept with the fields before the cut.
+    pub fn truncated(&self, file: &str, line: u64, reason: impl Display) {
+        self.with(|c| {
+            c.truncated += 1;
             Self::note(c, file, line, &reason);
         });
     }

@@ -40,6 +40,7 @@ pub mod col {
     pub const INGESTION_TIME: &str = "ingestion_time";
     pub const SOURCE_FILE: &str = "source_file";
     pub const SOURCE_LINE: &str = "source_line";
+    pub const TRUNCATED: &str = "truncated";
     pub const RAW: &str = "raw";
 }
 
@@ -73,12 +74,13 @@ pub enum Column {
     IngestionTime,
     SourceFile,
     SourceLine,
+    Truncated,
     Raw,
 }
 
 impl Column {
     /// Every column, in schema order.
-    pub const ALL: [Column; 27] = [
+    pub const ALL: [Column; 28] = [
         Column::Kind,
         Column::ApiVersion,
         Column::Level,
@@ -105,6 +107,7 @@ impl Column {
         Column::IngestionTime,
         Column::SourceFile,
         Column::SourceLine,
+        Column::Truncated,
         Column::Raw,
     ];
 
@@ -222,6 +225,8 @@ fn build_schema() -> Schema {
             Column::IngestionTime => Field::new(col::INGESTION_TIME, timestamp_type(), true),
             Column::SourceFile => utf8(col::SOURCE_FILE),
             Column::SourceLine => Field::new(col::SOURCE_LINE, DataType::UInt64, true),
+            // Never null: false unless CloudWatch cut the event short.
+            Column::Truncated => Field::new(col::TRUNCATED, DataType::Boolean, false),
             Column::Raw => utf8(col::RAW),
         })
         .collect();

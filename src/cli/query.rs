@@ -264,6 +264,12 @@ fn print_summary(c: &Counts, err: &mut dyn Write) {
             c.bad_fields
         ));
     }
+    if c.truncated > 0 {
+        parts.push(format!(
+            "{} truncated by CloudWatch, kept in part (truncated = true)",
+            c.truncated
+        ));
+    }
     if parts.is_empty() {
         return;
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
-    ArrayRef, Int32Builder, ListBuilder, MapBuilder, StringBuilder, StructArray,
+    ArrayRef, BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder, StructArray,
     TimestampMicrosecondBuilder, UInt64Builder,
 };
 use datafusion::arrow::error::ArrowError;
@@ -22,6 +22,8 @@ pub struct Row<'r, 'a> {
     pub times: Times,
     pub msg: &'r Message,
     pub text: &'r str,
+    /// CloudWatch cut the event short; `event` holds the fields before the cut.
+    pub truncated: bool,
 }
 
 type StrListBuilder = ListBuilder<StringBuilder>;
@@ -170,6 +172,7 @@ pub enum Builder {
     Status(StatusBuilder),
     Time(TimestampMicrosecondBuilder),
     U64(UInt64Builder),
+    Bool(BooleanBuilder),
 }
 
 impl Builder {
@@ -204,6 +207,7 @@ impl Builder {
             | Column::LogTimestamp
             | Column::IngestionTime => time(),
             Column::SourceLine => Builder::U64(UInt64Builder::with_capacity(cap)),
+            Column::Truncated => Builder::Bool(BooleanBuilder::with_capacity(cap)),
             Column::Kind
             | Column::ApiVersion
             | Column::Level
@@ -275,6 +279,7 @@ impl Builder {
                 _ => ms_to_us(row.msg.cw.ingestion_ms),
             }),
             Builder::U64(b) => b.append_value(row.msg.line),
+            Builder::Bool(b) => b.append_value(row.truncated),
         }
         Ok(())
     }
@@ -289,6 +294,7 @@ impl Builder {
             Builder::Status(b) => b.finish()?,
             Builder::Time(b) => Arc::new(b.finish()),
             Builder::U64(b) => Arc::new(b.finish()),
+            Builder::Bool(b) => Arc::new(b.finish()),
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod event;
 pub mod fast;
 pub mod lenient;
 pub mod time;
+pub mod truncated;
 
 use std::sync::Arc;
 
@@ -93,11 +94,24 @@ impl Decoder {
             } else {
                 None
             };
+            let salvaged: String;
+            let mut cut = false;
             let event: Event<'_> = match fast.map_or_else(|| serde_json::from_str(text), Ok) {
                 Ok(e) => e,
                 Err(e) => {
-                    report.bad_event(file, msg.line, format_args!("invalid JSON: {e}"));
-                    continue;
+                    let kept = match truncated::strip_marker(text).and_then(truncated::salvage) {
+                        Some(s) => {
+                            salvaged = s;
+                            serde_json::from_str(&salvaged).ok()
+                        }
+                        None => None,
+                    };
+                    let Some(kept) = kept else {
+                        report.bad_event(file, msg.line, format_args!("invalid JSON: {e}"));
+                        continue;
+                    };
+                    cut = true;
+                    kept
                 }
             };
             if let Err(why) = event.check_is_audit() {
@@ -106,6 +120,16 @@ impl Decoder {
             }
             problems.clear();
             let times = event.check_fields(&self.want, &mut problems);
+            if cut {
+                report.truncated(
+                    file,
+                    msg.line,
+                    format_args!(
+                        "truncated by CloudWatch (over 256 KB): kept the fields before the cut, \
+                         truncated = true"
+                    ),
+                );
+            }
             if !problems.is_empty() {
                 let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
                 report.bad_field(
@@ -119,6 +143,7 @@ impl Decoder {
                 times,
                 msg,
                 text,
+                truncated: cut,
             };
             for (b, c) in builders.iter_mut().zip(&self.columns) {
                 b.append(*c, &row)?;

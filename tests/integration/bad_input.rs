@@ -249,3 +249,51 @@ fn broken_first_line_costs_only_itself() {
     let rows = table(&batches);
     assert!(rows.contains("good-1") && rows.contains("good-2"), "{rows}");
 }
+
+/// CloudWatch cuts messages over 256 KB and appends `[Truncated...]`: the
+/// event is kept with the fields before the cut and flagged, not dropped.
+#[test]
+fn cloudwatch_truncated_event_is_kept_in_part() {
+    let big = format!(
+        r#""requestObject":{{"data":{{"k":"{}"}}}},"#,
+        "x".repeat(300)
+    );
+    let full = good(5).replace(r#""responseStatus""#, &format!(r#"{big}"responseStatus""#));
+    let cut_at = full.find(r#""data""#).unwrap() + 20;
+    let cut = format!("{}[Truncated...]", &full[..cut_at]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cut.log");
+    fs::write(&p, format!("{}\n{cut}\n{}\n", good(1), good(2))).unwrap();
+    let (batches, counts) = run_sql(
+        "select auditID, verb, user.username as who, sourceIPs, requestObject, \
+         responseStatus.code as code, truncated, raw like '%[Truncated...]' as raw_kept \
+         from audit order by auditID",
+        &[&p],
+    )
+    .unwrap();
+    insta::assert_snapshot!(table(&batches), @r"
+    +---------+------+-----+------------+---------------+------+-----------+----------+
+    | auditID | verb | who | sourceIPs  | requestObject | code | truncated | raw_kept |
+    +---------+------+-----+------------+---------------+------+-----------+----------+
+    | good-1  | list | u   | [10.0.0.1] |               | 200  | false     | false    |
+    | good-2  | list | u   | [10.0.0.1] |               | 200  | false     | false    |
+    | good-5  | list | u   | [10.0.0.1] |               |      | true      | true     |
+    +---------+------+-----+------------+---------------+------+-----------+----------+
+    ");
+    assert_eq!(counts.events, 3);
+    assert_eq!(counts.bad_events, 0);
+    assert_eq!(counts.truncated, 1);
+    assert!(
+        counts.first[0].starts_with(&format!("{}:2: truncated by CloudWatch", p.display())),
+        "{:?}",
+        counts.first
+    );
+
+    // Cut inside the first member: nothing to keep, so it is a bad event.
+    assert_skipped(
+        "cut-early.log",
+        br#"{"kind":"Ev[Truncated...]"#,
+        "invalid JSON",
+    );
+}

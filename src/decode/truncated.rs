@@ -1,0 +1,91 @@
+//! Events CloudWatch cut short. CloudWatch Logs truncates a message over
+//! 256 KB and appends `[Truncated...]`; the text left is an unfinished JSON
+//! object. Dropping it would hide exactly the large writes (big ConfigMaps,
+//! CRDs, Secrets) an auditor may care about, so the decoder keeps the
+//! top-level members that arrived whole and flags the row `truncated`.
+//!
+//! Audit events put the small identifying fields (`auditID`, `verb`,
+//! `user`, `objectRef`, ...) before `requestObject`/`responseObject`, which
+//! are what make an event large; so the cut nearly always falls after them.
+
+/// What CloudWatch appends to a message it truncated.
+pub const MARKER: &str = "[Truncated...]";
+
+/// The text without the marker, if `text` is a truncated message.
+pub fn strip_marker(text: &str) -> Option<&str> {
+    text.trim_end().strip_suffix(MARKER)
+}
+
+/// The members of the unfinished object `body` that arrived whole, closed
+/// into a valid object (`None` when the cut fell inside the first member).
+///
+/// A member is whole when a comma follows it at depth 1 outside strings;
+/// the text up to the last such comma, plus `}`, is an object. Whether
+/// those members are valid JSON is left to the parser that reads the result.
+pub fn salvage(body: &str) -> Option<String> {
+    let bytes = body.as_bytes();
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace())?;
+    if bytes[start] != b'{' {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut last_member_end = None;
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            // A closing bracket at depth 1 would end the object: then it
+            // was not cut, and the parser's error stands.
+            b'}' | b']' if depth <= 1 => return None,
+            b'}' | b']' => depth -= 1,
+            b',' if depth == 1 => last_member_end = Some(i),
+            _ => {}
+        }
+    }
+    let end = last_member_end?;
+    let mut closed = String::with_capacity(end + 1);
+    closed.push_str(&body[..end]);
+    closed.push('}');
+    Some(closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_whole_members_before_the_cut() {
+        let text = r#"{"kind":"Event","verb":"update","requestObject":{"data":{"a":"x,}"#;
+        let t = format!("{text}{MARKER}\n");
+        let body = strip_marker(&t).expect("marker found");
+        assert_eq!(
+            salvage(body).as_deref(),
+            Some(r#"{"kind":"Event","verb":"update"}"#)
+        );
+    }
+
+    #[test]
+    fn commas_inside_strings_and_nested_values_are_not_member_ends() {
+        let body = r#"{"a":"x\",y","b":[1,2],"c":{"d":1,"e":"#;
+        assert_eq!(salvage(body).as_deref(), Some(r#"{"a":"x\",y","b":[1,2]}"#));
+    }
+
+    #[test]
+    fn nothing_to_keep() {
+        assert_eq!(salvage(r#"{"kind":"Ev"#), None);
+        assert_eq!(salvage("[1,2"), None);
+        assert_eq!(salvage(r#"{"a":1,"b":2}"#), None, "not cut");
+        assert_eq!(strip_marker(r#"{"a":1}"#), None);
+    }
+}
