@@ -41,6 +41,8 @@ stream, event id, timestamps, and the audit event as `message`), which
 Interrupted (Ctrl-C, SIGKILL, a failed request)? Run the same command again:
 it resumes from FILE.checkpoint.json with the time range of the first run,
 and the output ends up with every event exactly once. --restart starts over.
+--start-at now skips the backlog (then reruns fetch what arrives); --start-at
+TIME reads from TIME on, appending to the output.
 Without --until, a rerun after a finished run appends what came since (from
 cron, say), including events CloudWatch ingested late within --settle.
 
@@ -112,14 +114,19 @@ fn connection(args: &CloudWatchArgs) -> Connection {
 }
 
 fn window(args: &CloudWatchArgs) -> anyhow::Result<Window> {
-    let now = now_ms();
-    let start_ms = parse_time(&args.since, now).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let start_ms =
+        parse_time(&args.since, now_ms()).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    window_from(start_ms, "--since", args)
+}
+
+/// From `start_ms` (given by the flag `from`) to --until or now.
+fn window_from(start_ms: i64, from: &str, args: &CloudWatchArgs) -> anyhow::Result<Window> {
     let end_ms = match &args.until {
-        Some(u) => parse_time(u, now).map_err(|e| anyhow::anyhow!("--until: {e}"))?,
-        None => now + 1,
+        Some(u) => parse_time(u, now_ms()).map_err(|e| anyhow::anyhow!("--until: {e}"))?,
+        None => now_ms() + 1,
     };
     if end_ms <= start_ms {
-        bail!("--until must be after --since");
+        bail!("--until must be after {from}");
     }
     Ok(Window { start_ms, end_ms })
 }
@@ -264,6 +271,47 @@ impl Output {
     }
 }
 
+/// Checks that `cp` is for `groups`; a finished open-ended run is extended
+/// to now, so reruns fetch what came since.
+fn resume(mut cp: Checkpoint, groups: &[GroupSpec], cp_path: &Path) -> anyhow::Result<Checkpoint> {
+    let had: Vec<&String> = cp.groups.keys().collect();
+    let mut want: Vec<String> = groups.iter().map(GroupSpec::key).collect();
+    want.sort();
+    let want: Vec<&String> = want.iter().collect();
+    if had != want {
+        bail!(
+            "{} is a checkpoint for {had:?}, not {want:?}: pass --restart to start over",
+            cp_path.display()
+        );
+    }
+    if cp.open_ended && cp.groups.values().all(|c| c.done) {
+        cp.window.end_ms = now_ms() + 1;
+        for cursor in cp.groups.values_mut() {
+            cursor.done = false;
+        }
+    }
+    Ok(cp)
+}
+
+/// A checkpoint for a new window, after `output_bytes` already written.
+fn fresh(
+    groups: &[GroupSpec],
+    window: Window,
+    args: &CloudWatchArgs,
+    output_bytes: u64,
+) -> Checkpoint {
+    Checkpoint {
+        version: VERSION,
+        window,
+        output_bytes,
+        open_ended: args.until.is_none(),
+        groups: groups
+            .iter()
+            .map(|g| (g.key(), Cursor::default()))
+            .collect(),
+    }
+}
+
 pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
     let groups = group_specs(&args.cloudwatch, &args.clusters)?;
     let settle = parse_time(&args.settle, 0)
@@ -279,37 +327,17 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
     } else {
         Checkpoint::load(&cp_path)?
     };
-    let mut cp = match resumed {
-        Some(cp) => {
-            let had: Vec<&String> = cp.groups.keys().collect();
-            let mut want: Vec<String> = groups.iter().map(GroupSpec::key).collect();
-            want.sort();
-            let want: Vec<&String> = want.iter().collect();
-            if had != want {
-                bail!(
-                    "{} is a checkpoint for {had:?}, not {want:?}: pass --restart to start over",
-                    cp_path.display()
-                );
-            }
-            let mut cp = cp;
-            if cp.open_ended && cp.groups.values().all(|c| c.done) {
-                cp.window.end_ms = now_ms() + 1;
-                for cursor in cp.groups.values_mut() {
-                    cursor.done = false;
-                }
-            }
-            cp
+    let mut cp = match (resumed, args.start_at.as_str()) {
+        (Some(cp), "checkpoint") => resume(cp, &groups, &cp_path)?,
+        (None, "checkpoint") => fresh(&groups, window(&args.cloudwatch)?, &args.cloudwatch, 0),
+        // A new window from the given time, appended to the output so far.
+        (resumed, at) => {
+            let start_ms =
+                parse_time(at, now_ms()).map_err(|e| anyhow::anyhow!("--start-at: {e}"))?;
+            let window = window_from(start_ms, "--start-at", &args.cloudwatch)?;
+            let kept = resumed.map_or(0, |cp| cp.output_bytes);
+            fresh(&groups, window, &args.cloudwatch, kept)
         }
-        None => Checkpoint {
-            version: VERSION,
-            window: window(&args.cloudwatch)?,
-            output_bytes: 0,
-            open_ended: args.cloudwatch.until.is_none(),
-            groups: groups
-                .iter()
-                .map(|g| (g.key(), Cursor::default()))
-                .collect(),
-        },
     };
     let mut output = Output::open(&args.output, cp.output_bytes)?;
     cp.save(&cp_path)?;

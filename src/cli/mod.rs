@@ -131,8 +131,16 @@ pub struct FetchArgs {
     pub checkpoint: Option<PathBuf>,
 
     /// Ignore an existing checkpoint and start the output afresh.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "start_at")]
     pub restart: bool,
+
+    /// Where to begin: `checkpoint` resumes from the checkpoint (or starts
+    /// at --since without one); `now` skips the backlog, so this run and
+    /// reruns fetch only what arrives from now on; a TIME (same forms as
+    /// --since) starts there whatever the checkpoint says. `now` and TIME
+    /// keep the output and append to it.
+    #[arg(long, value_name = "checkpoint|now|TIME", default_value = "checkpoint")]
+    pub start_at: String,
 
     /// How late CloudWatch may deliver an event (a resumed pull looks this
     /// far back, skipping events it already has).

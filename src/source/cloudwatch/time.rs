@@ -4,6 +4,9 @@
 /// `2h`, `7d`, `1w`), an RFC 3339 time, or milliseconds since the epoch.
 pub fn parse_time(s: &str, now_ms: i64) -> std::result::Result<i64, String> {
     let s = s.trim();
+    if s == "now" {
+        return Ok(now_ms);
+    }
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
@@ -13,7 +16,7 @@ pub fn parse_time(s: &str, now_ms: i64) -> std::result::Result<i64, String> {
     let unit_at = s
         .find(|c: char| !c.is_ascii_digit())
         .filter(|&i| i > 0)
-        .ok_or_else(|| format!("expected a duration (2h, 30m, 7d), an RFC 3339 time or epoch milliseconds, got {s:?}"))?;
+        .ok_or_else(|| format!("expected a duration (2h, 30m, 7d), an RFC 3339 time, epoch milliseconds or now, got {s:?}"))?;
     let (n, unit) = s.split_at(unit_at);
     let n: i64 = n.parse().map_err(|_| format!("{s:?}: number too large"))?;
     let unit_ms = match unit {

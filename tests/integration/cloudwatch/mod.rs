@@ -445,3 +445,31 @@ fn fetch_rerun_appends_new_and_late_events() {
     stdout(&fetch());
     assert_eq!(count_rows(&output), "n,ids\n1800,1800\n");
 }
+
+#[test]
+fn fetch_start_at_now_skips_the_backlog_and_a_time_reads_again() {
+    let moto = Moto::start();
+    let t0 = now_ms() - 10 * 60_000;
+    let group = "/aws/eks/zeta/cluster";
+    moto.put(group, &[("kube-apiserver-audit-a", 1_000)], t0);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("zeta.ndjson").display().to_string();
+    let fetch = |start_at: &str| {
+        let args = ["fetch", "-q", "--cluster", "zeta", "-o", &output];
+        stdout(
+            &moto
+                .eksaudit(&[&args[..], &["--start-at", start_at]].concat())
+                .output()
+                .unwrap(),
+        )
+    };
+    fetch("now");
+    assert_eq!(count_rows(&output), "n,ids\n0,0\n", "backlog skipped");
+    // What arrives after `now` is fetched by reruns from the checkpoint.
+    moto.put(group, &[("kube-apiserver-audit-a", 200)], now_ms());
+    fetch("checkpoint");
+    assert_eq!(count_rows(&output), "n,ids\n200,200\n");
+    // An explicit time reads from there, appending to what is there.
+    fetch(&t0.to_string());
+    assert_eq!(count_rows(&output), "n,ids\n1400,1200\n");
+}
