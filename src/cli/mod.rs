@@ -120,10 +120,17 @@ pub struct FetchArgs {
     #[arg(long = "cluster", value_name = "NAME")]
     pub clusters: Vec<String>,
 
-    /// The file to write: NDJSON of CloudWatch subscription records, one
-    /// per event; gzip-compressed when the name ends in `.gz`.
-    #[arg(short = 'o', long, value_name = "FILE")]
+    /// The file or directory to write. A file holds NDJSON of CloudWatch
+    /// subscription records, one per event (gzip-compressed when the name
+    /// ends in `.gz`). A directory (an existing one, or a name ending in
+    /// `/`) gets one part file per page, in --format.
+    #[arg(short = 'o', long, value_name = "FILE|DIR")]
     pub output: PathBuf,
+
+    /// What to write [default: from the file name; ndjson.gz for a
+    /// directory]. Parquet (the audit schema, zstd) needs a directory.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<fetch::Format>,
 
     /// Where the cursor is kept [default: FILE.checkpoint.json]. A rerun
     /// with a checkpoint resumes where the last run stopped.

@@ -15,7 +15,7 @@ use super::progress::Progress;
 use crate::error::Error;
 use crate::query::{self, Query, saved};
 use crate::report::{Counts, Report};
-use crate::source::{ChunkSource, FileSource, SourceOptions, expand_paths, total_size};
+use crate::source::{ChunkSource, FileSource, SourceOptions, expand_paths, is_parquet, total_size};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -124,11 +124,22 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     params.retain(|(k, _)| !args.params.iter().any(|(a, _)| a == k));
     params.extend(args.params.iter().cloned());
     let report = Arc::new(Report::new());
+    let inputs = expand_paths(&plan.paths)?;
+    let parquet: Vec<PathBuf> = inputs
+        .iter()
+        .filter(|i| is_parquet(i))
+        .map(|i| PathBuf::from(i.label()))
+        .collect();
+    if !parquet.is_empty() && parquet.len() != inputs.len() {
+        bail!(
+            "{} is Parquet and other inputs are logs: query Parquet files on their own",
+            parquet[0].display()
+        );
+    }
     let (source, total): (Arc<dyn ChunkSource>, Option<u64>) = if plan.paths.is_empty() {
         let source = super::fetch::live_source(&args.live, args.cluster.clone(), report.clone())?;
         (Arc::new(source), None)
     } else {
-        let inputs = expand_paths(&plan.paths)?;
         let total = total_size(&inputs);
         let opts = SourceOptions {
             cluster: args.cluster.clone(),
@@ -155,7 +166,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let result = runtime.block_on(async {
-        let ctx = query::session(source, report.clone(), partitions)?;
+        let ctx = if parquet.is_empty() {
+            query::session(source, report.clone(), partitions)?
+        } else {
+            query::parquet_session(&parquet, partitions)?
+        };
         let q = Query::plan(&ctx, &sql).await?.bind(&params)?;
         write_results(q, &args, &mut end_progress).await
     });

@@ -14,6 +14,7 @@ mod table;
 pub mod udf;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -21,6 +22,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
 use datafusion::common::config::Dialect;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
@@ -42,6 +47,31 @@ pub fn session(
     report: Arc<Report>,
     partitions: usize,
 ) -> Result<SessionContext> {
+    let ctx = context(partitions)?;
+    ctx.register_table(TABLE, Arc::new(AuditTable::new(source, report, partitions)))?;
+    Ok(ctx)
+}
+
+/// A session whose audit table is Parquet files written by eksaudit
+/// (`fetch --format parquet`), read by DataFusion's Parquet reader.
+pub fn parquet_session(files: &[PathBuf], partitions: usize) -> Result<SessionContext> {
+    let ctx = context(partitions)?;
+    let urls = files
+        .iter()
+        .map(|f| {
+            let abs = std::path::absolute(f).map_err(|e| Error::io(f.display().to_string(), e))?;
+            Ok(ListingTableUrl::parse(abs.to_string_lossy())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(crate::schema::audit_schema());
+    ctx.register_table(TABLE, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(ctx)
+}
+
+fn context(partitions: usize) -> Result<SessionContext> {
     let mut config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_information_schema(true);
@@ -51,7 +81,6 @@ pub fn session(
     let mut ctx = SessionContext::new_with_config(config);
     datafusion_functions_json::register_all(&mut ctx)?;
     udf::register(&ctx);
-    ctx.register_table(TABLE, Arc::new(AuditTable::new(source, report, partitions)))?;
     Ok(ctx)
 }
 

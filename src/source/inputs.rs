@@ -28,6 +28,19 @@ impl Input {
     }
 }
 
+/// Whether `input` is a Parquet file (by its magic bytes).
+pub fn is_parquet(input: &Input) -> bool {
+    use std::io::Read;
+    let Input::File { path, .. } = input else {
+        return false;
+    };
+    let mut magic = [0u8; 4];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"PAR1"
+}
+
 /// Total size of the inputs on disk; `None` when stdin is among them.
 pub fn total_size(inputs: &[Input]) -> Option<u64> {
     inputs

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use cloudwatch::CloudWatchSource;
 pub use files::{FileSource, SourceOptions};
-pub use inputs::{Input, expand_paths, total_size};
+pub use inputs::{Input, expand_paths, is_parquet, total_size};
 
 /// Where a message came from: the file, and the CloudWatch log group and
 /// stream when the input says so. Shared by all messages of one stream.

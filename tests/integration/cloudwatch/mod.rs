@@ -473,3 +473,84 @@ fn fetch_start_at_now_skips_the_backlog_and_a_time_reads_again() {
     fetch(&t0.to_string());
     assert_eq!(count_rows(&output), "n,ids\n1400,1200\n");
 }
+
+#[test]
+fn fetch_to_a_directory_of_parquet_parts() {
+    let moto = Moto::start();
+    let t0 = now_ms() - 10 * 60_000;
+    let group = "/aws/eks/eta/cluster";
+    moto.put(
+        group,
+        &[
+            ("kube-apiserver-audit-a", 2_000),
+            ("kube-apiserver-audit-b", 1_500),
+        ],
+        t0,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let parts = format!("{}/", dir.path().join("eta").display());
+    let fetch = |out: &str| {
+        moto.eksaudit(&[
+            "fetch",
+            "-q",
+            "--cluster",
+            "eta",
+            "--page-size",
+            "1000",
+            "--format",
+            "parquet",
+            "-o",
+            out,
+        ])
+        .output()
+        .unwrap()
+    };
+    stdout(&fetch(&parts));
+    assert_eq!(count_rows(&parts), "n,ids\n3500,3500\n");
+    let names = |d: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    };
+    let first = names(&parts);
+    assert!(first.len() >= 4, "a part per page: {first:?}");
+    assert!(first.iter().all(|n| n.ends_with(".parquet")), "{first:?}");
+
+    // Every column is filled, as from the NDJSON records.
+    let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+        .args([
+            "query",
+            "-q",
+            "--format",
+            "csv",
+            "select cluster, log_group, count(distinct log_stream) as streams, \
+             count(auditID) as ids, bool_or(truncated) as cut from audit group by 1, 2",
+            &parts,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "cluster,log_group,streams,ids,cut\neta,/aws/eks/eta/cluster,2,3500,false\n"
+    );
+
+    // A part written but not checkpointed (killed in between) is removed
+    // on the rerun, which then adds only what is new.
+    let stray = format!("{parts}part-00000900.parquet");
+    std::fs::copy(format!("{parts}{}", first[0]), &stray).unwrap();
+    moto.put(group, &[("kube-apiserver-audit-a", 100)], t0 + 5_000);
+    stdout(&fetch(&parts));
+    assert!(!std::path::Path::new(&stray).exists());
+    assert_eq!(count_rows(&parts), "n,ids\n3600,3600\n");
+
+    // One Parquet file cannot be appended to: a clear error.
+    let file = dir.path().join("eta.parquet").display().to_string();
+    let out = fetch(&file);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("name a directory"), "{err}");
+}

@@ -7,16 +7,18 @@
 //! the cursor, so a page written but not checkpointed is written again, once.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, IsTerminal, Write};
+mod output;
+
+use std::fs::File;
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use anyhow::{Context, bail};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
 use super::{CloudWatchArgs, FetchArgs};
@@ -26,6 +28,8 @@ use crate::source::cloudwatch::{
     Clients, CloudWatchSource, Connection, Cursor, GroupSpec, LogEvent, Puller, Window,
     load_config, log_group_for, now_ms, parse_time,
 };
+pub use output::Format;
+use output::Output;
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -57,8 +61,10 @@ const VERSION: u32 = 1;
 struct Checkpoint {
     version: u32,
     window: Window,
-    /// Length of the output holding exactly the delivered events.
-    output_bytes: u64,
+    /// How much of the output holds exactly the delivered events: bytes of
+    /// a file, or part files in a directory.
+    #[serde(alias = "output_bytes")]
+    written: u64,
     /// No `--until`: once every group is done, a rerun moves the end of the
     /// window to its own start time and fetches what came since.
     #[serde(default)]
@@ -172,105 +178,6 @@ pub fn live_source(
     })
 }
 
-/// One line of output: a CloudWatch subscription record for one event.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Record<'a> {
-    message_type: &'static str,
-    log_group: &'a str,
-    log_stream: &'a str,
-    log_events: [RecordEvent<'a>; 1],
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RecordEvent<'a> {
-    id: &'a str,
-    timestamp: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ingestion_time: Option<i64>,
-    message: &'a str,
-}
-
-fn lines(group: &str, page: &[LogEvent]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(page.iter().map(|e| e.message.len() * 5 / 4 + 200).sum());
-    for e in page {
-        let record = Record {
-            message_type: "DATA_MESSAGE",
-            log_group: group,
-            log_stream: &e.log_stream,
-            log_events: [RecordEvent {
-                id: &e.id,
-                timestamp: e.timestamp_ms,
-                ingestion_time: e.ingestion_ms,
-                message: &e.message,
-            }],
-        };
-        serde_json::to_writer(&mut out, &record).expect("writing JSON to memory");
-        out.push(b'\n');
-    }
-    out
-}
-
-fn output_error(path: &Path, cause: io::Error) -> Error {
-    Error::Output {
-        what: path.display().to_string(),
-        cause,
-    }
-}
-
-/// The output file: each page appended as a whole (one gzip member per
-/// page for `.gz`, so a cut at a page boundary leaves a valid file).
-struct Output {
-    file: File,
-    path: PathBuf,
-    gzip: bool,
-}
-
-impl Output {
-    fn err(&self, cause: io::Error) -> Error {
-        output_error(&self.path, cause)
-    }
-
-    /// Opens the output holding exactly `keep` bytes of earlier runs.
-    fn open(path: &Path, keep: u64) -> Result<Self, Error> {
-        let out = |cause| output_error(path, cause);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(out)?;
-        let len = file.metadata().map_err(out)?.len();
-        if len < keep {
-            return Err(Error::Checkpoint {
-                path: path.display().to_string(),
-                reason: format!(
-                    "the output has {len} bytes, the checkpoint says {keep} were written (pass --restart)"
-                ),
-            });
-        }
-        file.set_len(keep).map_err(out)?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            gzip: path.extension().is_some_and(|e| e == "gz"),
-        })
-    }
-
-    /// Appends and syncs; returns the new length.
-    fn append(&mut self, bytes: &[u8]) -> Result<u64, Error> {
-        if self.gzip {
-            let mut gz = GzEncoder::new(&self.file, Compression::fast());
-            gz.write_all(bytes).map_err(|e| self.err(e))?;
-            gz.finish().map_err(|e| self.err(e))?;
-        } else {
-            (&self.file).write_all(bytes).map_err(|e| self.err(e))?;
-        }
-        self.file.sync_data().map_err(|e| self.err(e))?;
-        Ok(self.file.metadata().map_err(|e| self.err(e))?.len())
-    }
-}
-
 /// Checks that `cp` is for `groups`; a finished open-ended run is extended
 /// to now, so reruns fetch what came since.
 fn resume(mut cp: Checkpoint, groups: &[GroupSpec], cp_path: &Path) -> anyhow::Result<Checkpoint> {
@@ -293,17 +200,12 @@ fn resume(mut cp: Checkpoint, groups: &[GroupSpec], cp_path: &Path) -> anyhow::R
     Ok(cp)
 }
 
-/// A checkpoint for a new window, after `output_bytes` already written.
-fn fresh(
-    groups: &[GroupSpec],
-    window: Window,
-    args: &CloudWatchArgs,
-    output_bytes: u64,
-) -> Checkpoint {
+/// A checkpoint for a new window, after `written` (see [`Checkpoint`]).
+fn fresh(groups: &[GroupSpec], window: Window, args: &CloudWatchArgs, written: u64) -> Checkpoint {
     Checkpoint {
         version: VERSION,
         window,
-        output_bytes,
+        written,
         open_ended: args.until.is_none(),
         groups: groups
             .iter()
@@ -335,19 +237,18 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
             let start_ms =
                 parse_time(at, now_ms()).map_err(|e| anyhow::anyhow!("--start-at: {e}"))?;
             let window = window_from(start_ms, "--start-at", &args.cloudwatch)?;
-            let kept = resumed.map_or(0, |cp| cp.output_bytes);
+            let kept = resumed.map_or(0, |cp| cp.written);
             fresh(&groups, window, &args.cloudwatch, kept)
         }
     };
-    let mut output = Output::open(&args.output, cp.output_bytes)?;
+    let mut output = Output::open(&args.output, args.format, cp.written)?;
     cp.save(&cp_path)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let progress = !args.quiet && io::stderr().is_terminal();
-    let started = Instant::now();
+    let progress = progress_bar(!args.quiet && io::stderr().is_terminal());
     let mut total = 0u64;
     runtime.block_on(async {
         let mut clients = Clients::default();
@@ -369,27 +270,30 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
             // Output first, synced; then the checkpoint that covers it.
             let mut deliver = |page: &[LogEvent], next: &Cursor| -> Result<bool, Error> {
                 if !page.is_empty() {
-                    cp.output_bytes = output.append(&lines(group, page))?;
+                    cp.written = output.append(group, page)?;
                 }
                 cp.groups.insert(key.clone(), next.clone());
                 cp.save(&cp_path)?;
                 total += page.len() as u64;
-                if progress {
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    eprint!(
-                        "\r{key}: {total} events, {:.1} MB, {:.0} events/s   ",
-                        cp.output_bytes as f64 / 1e6,
-                        total as f64 / secs
-                    );
-                }
+                progress.set_position(total);
+                progress.set_message(format!("{}, {key}", indicatif::HumanBytes(output.bytes())));
                 Ok(true)
             };
             puller.pull(window, &mut cursor, &mut deliver).await?;
         }
         Ok::<(), Error>(())
     })?;
-    if progress {
-        eprintln!();
+    progress.finish_and_clear();
+    let left_out = output.left_out();
+    if left_out.problems() > 0 {
+        for line in &left_out.first {
+            eprintln!("{line}");
+        }
+        eprintln!(
+            "eksaudit: {} message(s) could not be read as audit events and are not in the \
+             Parquet parts ({} kept in part as truncated); NDJSON output keeps every message verbatim",
+            left_out.bad_events, left_out.truncated
+        );
     }
     if !args.quiet {
         eprintln!(
@@ -399,4 +303,20 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Events, their rate, bytes written and the group being pulled; a
+/// hidden bar when `show` is false.
+fn progress_bar(show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {human_pos} events ({per_sec}), {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
