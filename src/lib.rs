@@ -9,6 +9,7 @@
 //! - [`cli`] is the command line on top; [`report`] carries input problems
 //!   to the user; [`synth`] writes synthetic logs for benchmarks.
 
+pub mod alerts;
 pub mod cli;
 pub mod decode;
 pub mod error;

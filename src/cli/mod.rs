@@ -1,6 +1,7 @@
 //! The command line: argument definitions (parsing does no I/O) and one
 //! module with one `run` per subcommand. Writers are passed explicitly.
 
+mod alerts;
 mod fetch;
 mod generate;
 pub mod output;
@@ -53,6 +54,55 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Write a synthetic, seeded EKS audit log (for benchmarks and checks).
     Generate(GenerateArgs),
+    /// Alert rules: hunt over files, list, test and lint the rules.
+    #[command(after_help = alerts::AFTER_HELP)]
+    Alerts(AlertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub command: AlertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Run every rule over files or directories of audit logs (hunting).
+    Run(AlertsRunArgs),
+    /// List the rules: id, severity, kind, title.
+    List(RulesArgs),
+    /// Run each rule over its own test events: `<id>.fires.ndjson` must
+    /// raise an alert, `<id>.quiet.ndjson` none.
+    Test(RulesArgs),
+    /// Check every rule file: YAML schema, durations, parameters, and that
+    /// the SQL plans; problems are given with file and line.
+    Lint(RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Read the rules (and their test events) from DIR instead of the ones
+    /// shipped with eksaudit.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+
+    /// Rule parameters from the `[alerts.params]` table of this TOML file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsRunArgs {
+    #[command(flatten)]
+    pub rules: RulesArgs,
+
+    /// table for people, json for programs (one object per alert per line).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: alerts::AlertFormat,
+
+    /// Files or directories of audit logs (any format `query` reads).
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
 }
 
 /// Where and how to pull events from CloudWatch Logs.
@@ -247,5 +297,6 @@ where
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
         Command::Fetch(args) => fetch::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Alerts(args) => alerts::run(args),
     }
 }

@@ -22,6 +22,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
 use datafusion::common::config::Dialect;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -68,6 +69,23 @@ pub fn parquet_session(files: &[PathBuf], partitions: usize) -> Result<SessionCo
         .with_listing_options(options)
         .with_schema(crate::schema::audit_schema());
     ctx.register_table(TABLE, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(ctx)
+}
+
+/// A session whose audit table is `batches` in memory (alert rules over a
+/// batch of events), spread over `partitions`.
+pub fn memory_session(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    partitions: usize,
+) -> Result<SessionContext> {
+    let ctx = context(partitions)?;
+    let n = partitions.max(1);
+    let mut parts = vec![Vec::new(); n];
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % n].push(b);
+    }
+    ctx.register_table(TABLE, Arc::new(MemTable::try_new(schema, parts)?))?;
     Ok(ctx)
 }
 

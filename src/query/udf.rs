@@ -25,6 +25,7 @@ pub fn register(ctx: &SessionContext) {
         )
     };
     ctx.register_udf(bool_fn("cidr_match", 2, |a| cidr_match(a[0], a[1])));
+    ctx.register_udf(bool_fn("cidr_match_any", 2, |a| cidr_match_any(a[0], a[1])));
     ctx.register_udf(bool_fn("is_private_ip", 1, |a| {
         Ok(parse_ip(a[0]).is_some_and(is_private))
     }));
@@ -94,6 +95,17 @@ pub fn cidr_match(ip: &str, cidr: &str) -> Result<bool> {
     Ok(parse_ip(ip).is_some_and(|ip| net.contains(&ip)))
 }
 
+/// `cidr_match_any(ip, 'cidr,cidr,...')`: whether `ip` is in any of the
+/// comma-separated ranges (none: false). Rule parameters render lists so.
+pub fn cidr_match_any(ip: &str, cidrs: &str) -> Result<bool> {
+    for cidr in cidrs.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        if cidr_match(ip, cidr)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Non-routable addresses: RFC 1918, carrier-grade NAT, loopback,
 /// link-local, IPv6 unique-local (VPC addresses are these).
 pub fn is_private(ip: IpAddr) -> bool {
@@ -151,6 +163,11 @@ mod tests {
         assert_eq!(cidr_match("2001:db8::1", "2001:db8::/32").ok(), Some(true));
         assert_eq!(cidr_match("not-an-ip", "10.0.0.0/8").ok(), Some(false));
         assert!(cidr_match("10.0.0.1", "10.0.0/8").is_err());
+        assert_eq!(
+            cidr_match_any("10.1.2.3", "192.168.0.0/16, 10.0.0.0/8").ok(),
+            Some(true)
+        );
+        assert_eq!(cidr_match_any("10.1.2.3", "").ok(), Some(false));
     }
 
     #[test]

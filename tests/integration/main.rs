@@ -2,6 +2,7 @@
 //! checks run the real decoder and DataFusion session; CLI checks run the
 //! real binary.
 
+mod alerts;
 mod bad_input;
 mod cli;
 mod cloudwatch;

@@ -1,0 +1,397 @@
+//! Evaluation: a rule's query picks the matching events of a batch (SQL,
+//! in DataFusion); what needs memory across batches (thresholds over a
+//! window, first-seen baselines, dedup of one incident into one alert) is
+//! kept here, in plain maps that serialise into the daemon's state. The
+//! same code runs over a whole set of files (hunting) and over the
+//! micro-batches of the daemon, so a rule behaves the same in both.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+use super::rule::{HIT_COLUMNS, Rule, Severity};
+
+/// One event a rule's query matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hit {
+    pub audit_id: Option<String>,
+    /// Microseconds since the epoch (0 when the event has no time).
+    pub ts_us: i64,
+    /// The hit columns by name (`who`, `source_ip`, ...), where not null.
+    pub fields: BTreeMap<String, String>,
+    /// `k0`, `k1`, ...: the rule's key expressions.
+    pub keys: Vec<Option<String>>,
+}
+
+impl Hit {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    fn key(&self, idx: &[usize]) -> Vec<Option<String>> {
+        idx.iter()
+            .map(|&i| self.keys.get(i).cloned().flatten())
+            .collect()
+    }
+}
+
+/// The hits of one batch, in time order (then audit ID).
+pub fn hits(batches: &[RecordBatch], key_count: usize) -> Vec<Hit> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let schema = batch.schema();
+        let col = |name: &str| -> Option<Vec<Option<String>>> {
+            let i = schema.index_of(name).ok()?;
+            let arr = batch.column(i);
+            let arr = cast(arr, &DataType::Utf8).ok()?;
+            let s = arr.as_string::<i32>();
+            Some(
+                (0..s.len())
+                    .map(|r| s.is_valid(r).then(|| s.value(r).to_string()))
+                    .collect(),
+            )
+        };
+        let ts: Vec<i64> = schema
+            .index_of("ts")
+            .ok()
+            .and_then(|i| {
+                cast(
+                    batch.column(i),
+                    &DataType::Timestamp(TimeUnit::Microsecond, None),
+                )
+                .ok()
+            })
+            .map(|a| {
+                let t = a.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+                (0..t.len())
+                    .map(|r| if t.is_valid(r) { t.value(r) } else { 0 })
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![0; batch.num_rows()]);
+        let audit_id = col("audit_id").or_else(|| col("auditID"));
+        let fields: Vec<(&str, Vec<Option<String>>)> = HIT_COLUMNS
+            .iter()
+            .filter(|(n, _)| !matches!(*n, "audit_id" | "ts"))
+            .filter_map(|(n, _)| col(n).map(|v| (*n, v)))
+            .collect();
+        let keys: Vec<Vec<Option<String>>> = (0..key_count)
+            .map(|k| col(&format!("k{k}")).unwrap_or_else(|| vec![None; batch.num_rows()]))
+            .collect();
+        for r in 0..batch.num_rows() {
+            out.push(Hit {
+                audit_id: audit_id.as_ref().and_then(|a| a[r].clone()),
+                ts_us: ts[r],
+                fields: fields
+                    .iter()
+                    .filter_map(|(n, v)| v[r].clone().map(|s| (n.to_string(), s)))
+                    .collect(),
+                keys: keys.iter().map(|k| k[r].clone()).collect(),
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.ts_us, &a.audit_id).cmp(&(b.ts_us, &b.audit_id)));
+    out
+}
+
+/// What an alert says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable: the same incident gets the same id on every run.
+    pub id: String,
+    pub rule: String,
+    pub title: String,
+    pub severity: Severity,
+    pub guardduty_type: Option<String>,
+    pub mitre_tactic: Option<String>,
+    pub cluster: Option<String>,
+    pub who: Option<String>,
+    pub arn: Option<String>,
+    pub session: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub verb: Option<String>,
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub request_uri: Option<String>,
+    /// For exec/attach: the command, decoded from the request URI.
+    pub command: Option<String>,
+    /// The grouping or dedup key, as `expr=value`.
+    pub key: BTreeMap<String, String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Events the alert stands for, repeats folded into it included.
+    pub count: u64,
+    pub audit_ids: Vec<String>,
+    #[serde(skip)]
+    first_us: i64,
+    #[serde(skip)]
+    last_us: i64,
+}
+
+/// FNV-1a, 64 bits: stable across versions and platforms (std's hasher
+/// is not), which alert ids must be.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+pub fn format_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// `command=ls&command=-la` of an exec URI, decoded and joined.
+pub fn exec_command(uri: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    let words: Vec<String> = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("command="))
+        .map(percent_decode)
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The memory of one rule across batches.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RuleState {
+    /// threshold: the hits inside the window, per group.
+    windows: HashMap<String, VecDeque<Hit>>,
+    /// threshold: groups over it, with their newest hit (µs): while hits
+    /// keep coming within the window, each one belongs to the same burst.
+    tripped: HashMap<String, i64>,
+    /// first_seen: key → newest time seen (µs).
+    baseline: HashMap<String, i64>,
+    /// first_seen: when the baseline started learning (µs).
+    learning_since: Option<i64>,
+    /// dedup: open incidents, per dedup key.
+    open: HashMap<String, Alert>,
+}
+
+fn join_key(k: &[Option<String>]) -> String {
+    let parts: Vec<&str> = k
+        .iter()
+        .map(|v| v.as_deref().unwrap_or("\u{2400}"))
+        .collect();
+    parts.join("\u{1f}")
+}
+
+/// What evaluating a batch produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Alerts to deliver now (live) / the alerts found (hunting).
+    pub new: Vec<Alert>,
+    /// Alerts raised earlier that absorbed more events, as they stand now.
+    pub folded: Vec<Alert>,
+}
+
+impl RuleState {
+    /// Feeds a batch of hits (in time order) through the rule's memory.
+    pub fn feed(&mut self, rule: &Rule, hits: Vec<Hit>, out: &mut Outcome) {
+        for hit in hits {
+            let fired: Vec<Hit> = match rule.threshold {
+                Some((count, window)) => self.threshold(rule, hit, count, window),
+                None => vec![hit],
+            };
+            if fired.is_empty() {
+                continue;
+            }
+            if rule.first_seen_learn_us.is_some() && !self.first_seen(rule, &fired) {
+                continue;
+            }
+            self.raise(rule, fired, out);
+        }
+    }
+
+    fn threshold(&mut self, rule: &Rule, hit: Hit, count: u64, window: i64) -> Vec<Hit> {
+        let group = join_key(&hit.key(&rule.keys.group));
+        let now = hit.ts_us;
+        self.tripped.retain(|_, last| *last > now - window);
+        if let Some(last) = self.tripped.get_mut(&group) {
+            *last = now;
+            return vec![hit];
+        }
+        let win = self.windows.entry(group.clone()).or_default();
+        win.push_back(hit);
+        while win.front().is_some_and(|h| h.ts_us <= now - window) {
+            win.pop_front();
+        }
+        let reached = match rule.keys.distinct {
+            Some(d) => {
+                let distinct: HashSet<&Option<String>> = win
+                    .iter()
+                    .filter_map(|h| h.keys.get(d))
+                    .filter(|v| v.is_some())
+                    .collect();
+                distinct.len() as u64 >= count
+            }
+            None => win.len() as u64 >= count,
+        };
+        if reached {
+            // The window's hits fire together; with dedup, later ones join
+            // the burst's alert, else the window starts over.
+            if rule.dedup_ttl_us.is_some() {
+                self.tripped.insert(group.clone(), now);
+            }
+            self.windows
+                .remove(&group)
+                .map(Vec::from)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether the first-seen key of `fired` is new (outside learning).
+    fn first_seen(&mut self, rule: &Rule, fired: &[Hit]) -> bool {
+        let learn = rule.first_seen_learn_us.unwrap_or(0);
+        let last = fired.last().expect("a firing has hits");
+        let now = last.ts_us;
+        let since = *self.learning_since.get_or_insert(fired[0].ts_us);
+        let key = join_key(&last.key(&rule.keys.first_seen));
+        let previous = self.baseline.insert(key, now);
+        self.baseline.retain(|_, t| *t > now - learn);
+        let learning = now < since + learn;
+        let known = previous.is_some_and(|t| t > now - learn);
+        !learning && !known
+    }
+
+    fn raise(&mut self, rule: &Rule, fired: Vec<Hit>, out: &mut Outcome) {
+        let first = &fired[0];
+        let last = fired.last().expect("a firing has hits");
+        let ids: Vec<String> = fired.iter().filter_map(|h| h.audit_id.clone()).collect();
+        let dedup_key = rule
+            .dedup_ttl_us
+            .map(|_| join_key(&first.key(&rule.keys.dedup)));
+        if let (Some(ttl), Some(k)) = (rule.dedup_ttl_us, &dedup_key) {
+            self.open.retain(|_, a| a.first_us > last.ts_us - ttl);
+            if let Some(open) = self.open.get_mut(k) {
+                open.count += fired.len() as u64;
+                open.audit_ids.extend(ids);
+                open.last_us = open.last_us.max(last.ts_us);
+                open.last_seen = format_us(open.last_us);
+                out.folded.push(open.clone());
+                return;
+            }
+        }
+        let key_idx: Vec<usize> = if rule.dedup_ttl_us.is_some() {
+            rule.keys.dedup.clone()
+        } else if rule.threshold.is_some() {
+            rule.keys.group.clone()
+        } else {
+            rule.keys.first_seen.clone()
+        };
+        let key: BTreeMap<String, String> = key_idx
+            .iter()
+            .filter_map(|&i| Some((rule.keys.exprs[i].clone(), first.keys.get(i)?.clone()?)))
+            .collect();
+        let anchor = first
+            .audit_id
+            .clone()
+            .unwrap_or_else(|| first.ts_us.to_string());
+        let id = format!(
+            "{:016x}",
+            fnv1a(&[rule.id(), dedup_key.as_deref().unwrap_or(""), &anchor])
+        );
+        let f = |n: &str| first.field(n).map(str::to_string);
+        let command = match first.field("subresource") {
+            Some("exec" | "attach") => first.field("request_uri").and_then(exec_command),
+            _ => None,
+        };
+        let alert = Alert {
+            id,
+            rule: rule.id().to_string(),
+            title: rule.file.title.clone(),
+            severity: rule.file.severity,
+            guardduty_type: rule.file.guardduty_type.clone(),
+            mitre_tactic: rule.file.mitre.as_ref().map(|m| m.tactic.clone()),
+            cluster: f("cluster"),
+            who: f("who"),
+            arn: f("arn"),
+            session: f("session").filter(|s| !s.is_empty()),
+            source_ip: f("source_ip"),
+            user_agent: f("user_agent"),
+            verb: f("verb"),
+            resource: f("resource"),
+            subresource: f("subresource"),
+            namespace: f("namespace"),
+            name: f("name"),
+            request_uri: f("request_uri"),
+            command,
+            key,
+            first_seen: format_us(first.ts_us),
+            last_seen: format_us(last.ts_us),
+            count: fired.len() as u64,
+            audit_ids: ids,
+            first_us: first.ts_us,
+            last_us: last.ts_us,
+        };
+        if let Some(k) = dedup_key {
+            self.open.insert(k, alert.clone());
+        }
+        out.new.push(alert);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_commands_are_decoded() {
+        assert_eq!(
+            exec_command("/api/v1/namespaces/a/pods/p/exec?command=sh&command=-c&command=cat%20%2Fetc%2Fpasswd&container=c&stdin=true").as_deref(),
+            Some("sh -c cat /etc/passwd")
+        );
+        assert_eq!(
+            exec_command("/api/v1/namespaces/a/pods/p/exec?stdin=true"),
+            None
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn alert_ids_are_stable() {
+        // Pinned: ids must not change between versions.
+        assert_eq!(
+            format!("{:016x}", fnv1a(&["rule", "", "id-1"])),
+            format!("{:016x}", fnv1a(&["rule", "", "id-1"]))
+        );
+        assert_ne!(fnv1a(&["ab", "c"]), fnv1a(&["a", "bc"]));
+    }
+}

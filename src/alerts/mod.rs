@@ -1,0 +1,236 @@
+//! Alert rules: plain YAML files (`alerts/<id>.yaml`), each a SQL predicate
+//! or query over the `audit` table plus optional threshold, first-seen and
+//! dedup memory. `rule` reads and checks files; `engine` evaluates batches.
+//! The shipped rules are compiled into the binary, so `eksaudit alerts`
+//! works from anywhere; `--rules DIR` reads others.
+
+pub mod engine;
+pub mod rule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+
+pub use engine::{Alert, Outcome, RuleState};
+pub use rule::{Param, Rule, Severity};
+
+use crate::query::{self, Query};
+
+/// Why a rule could not be used, with its file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("{}{}: {reason}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Rule {
+        path: PathBuf,
+        line: Option<usize>,
+        reason: String,
+    },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
+    #[error("{0}")]
+    Query(#[from] crate::error::Error),
+}
+
+/// The files of `alerts/` (rules and their test events), compiled in:
+/// `(file name, text)`, listed by `build.rs`.
+pub const BUILTIN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/builtin_alerts.rs"));
+
+/// Test events beside a rule: `<id>.fires.ndjson` must raise at least one
+/// alert, `<id>.quiet.ndjson` none.
+pub const FIRES: &str = "fires";
+pub const QUIET: &str = "quiet";
+
+/// The text of `<id>.<which>.ndjson` in `dir`, or shipped with eksaudit.
+pub fn test_events(dir: Option<&Path>, id: &str, which: &str) -> Option<(PathBuf, String)> {
+    let name = format!("{id}.{which}.ndjson");
+    match dir {
+        Some(d) => {
+            let p = d.join(&name);
+            std::fs::read_to_string(&p).ok().map(|t| (p, t))
+        }
+        None => BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, t)| (Path::new("alerts").join(n), t.to_string())),
+    }
+}
+
+/// `[alerts]` of `eksaudit.toml`: parameter values for the rules.
+#[derive(Debug, Default, Deserialize)]
+pub struct AlertsConfig {
+    #[serde(default)]
+    pub params: BTreeMap<String, Param>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    alerts: AlertsConfig,
+}
+
+/// Reads `[alerts]` of a config file (other tables belong to other commands).
+pub fn load_config(path: &Path) -> Result<AlertsConfig, AlertError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| AlertError::Io {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| AlertError::Rule {
+        path: path.to_path_buf(),
+        line: e.span().map(|s| text[..s.start].lines().count().max(1)),
+        reason: e.message().to_string(),
+    })?;
+    Ok(file.alerts)
+}
+
+/// Rule texts from `dir` (every `*.yaml`, in name order), or the shipped ones.
+pub fn rule_texts(dir: Option<&Path>) -> Result<Vec<(PathBuf, String)>, AlertError> {
+    let Some(dir) = dir else {
+        return Ok(BUILTIN
+            .iter()
+            .filter(|(name, _)| name.ends_with(".yaml"))
+            .map(|(name, text)| (Path::new("alerts").join(name), text.to_string()))
+            .collect());
+    };
+    let io = |cause| AlertError::Io {
+        path: dir.display().to_string(),
+        cause,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).map_err(|cause| AlertError::Io {
+                path: p.display().to_string(),
+                cause,
+            })?;
+            Ok((p, text))
+        })
+        .collect()
+}
+
+/// Parses every rule; the ones that fail are returned beside the good ones.
+pub fn parse_rules(
+    texts: &[(PathBuf, String)],
+    params: &BTreeMap<String, Param>,
+) -> (Vec<Rule>, Vec<AlertError>) {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for (path, text) in texts {
+        match Rule::parse(text, path, params) {
+            Ok(r) if !ids.insert(r.id().to_string()) => errors.push(AlertError::Rule {
+                path: path.clone(),
+                line: rule::line_of(text, "id"),
+                reason: format!("a second rule with id {:?}", r.id()),
+            }),
+            Ok(r) => rules.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    (rules, errors)
+}
+
+/// Decodes NDJSON `text` (test events) into one batch of the full schema;
+/// any event that does not read cleanly is an error naming its line.
+pub fn ndjson_batch(path: &Path, text: &str) -> Result<RecordBatch, AlertError> {
+    let label = path.display().to_string();
+    let lines = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::as_bytes);
+    let chunk = crate::source::Chunk::from_texts(&label, lines);
+    let report = crate::report::Report::new();
+    let bad = |reason: String| AlertError::Rule {
+        path: path.to_path_buf(),
+        line: None,
+        reason,
+    };
+    let batch = crate::decode::Decoder::full()
+        .decode(&chunk, &report)
+        .map_err(|e| bad(e.to_string()))?;
+    let counts = report.counts();
+    if counts.problems() > 0 {
+        return Err(bad(format!(
+            "events that do not read cleanly: {}",
+            counts.first.join("; ")
+        )));
+    }
+    Ok(batch)
+}
+
+/// Rules with their memory, fed batch after batch.
+#[derive(Debug)]
+pub struct Engine {
+    pub rules: Vec<Rule>,
+    pub states: BTreeMap<String, RuleState>,
+}
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>) -> Self {
+        Self {
+            rules,
+            states: BTreeMap::new(),
+        }
+    }
+
+    /// Runs every rule over `batches` (events of the audit schema, any
+    /// projection that has the columns the rules read).
+    pub async fn evaluate(&mut self, batches: Vec<RecordBatch>) -> Result<Outcome, AlertError> {
+        let mut out = Outcome::default();
+        let Some(first) = batches.first() else {
+            return Ok(out);
+        };
+        let ctx = query::memory_session(first.schema(), batches, query::default_partitions())?;
+        for rule in &self.rules {
+            let hits = self::rule_hits(&ctx, rule).await?;
+            let state = self.states.entry(rule.id().to_string()).or_default();
+            state.feed(rule, hits, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Checks that every rule's SQL plans against the audit schema.
+    pub async fn check(rules: &[Rule]) -> Vec<AlertError> {
+        let mut errors = Vec::new();
+        let ctx = match query::memory_session(crate::schema::audit_schema(), Vec::new(), 1) {
+            Ok(c) => c,
+            Err(e) => return vec![e.into()],
+        };
+        for rule in rules {
+            if let Err(e) = Query::plan(&ctx, &rule.sql).await {
+                errors.push(AlertError::Rule {
+                    path: rule.path.clone(),
+                    line: Some(rule.sql_line),
+                    reason: format!("the SQL does not plan: {e}"),
+                });
+            }
+        }
+        errors
+    }
+}
+
+async fn rule_hits(
+    ctx: &datafusion::prelude::SessionContext,
+    rule: &Rule,
+) -> Result<Vec<engine::Hit>, AlertError> {
+    let located = |e: crate::error::Error| AlertError::Rule {
+        path: rule.path.clone(),
+        line: Some(rule.sql_line),
+        reason: e.to_string(),
+    };
+    let batches = Query::plan(ctx, &rule.sql)
+        .await
+        .map_err(located)?
+        .collect()
+        .await
+        .map_err(located)?;
+    Ok(engine::hits(&batches, rule.keys.exprs.len()))
+}

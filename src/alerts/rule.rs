@@ -1,0 +1,393 @@
+//! Rule files: `alerts/<id>.yaml`, one rule a file, read into plain serde
+//! structs and checked once. What a rule means is decided here (durations
+//! parsed, parameters resolved, the SQL it runs written out), so the engine
+//! only evaluates.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::AlertError;
+use crate::source::cloudwatch::parse_time;
+
+/// How bad an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        };
+        f.write_str(s)
+    }
+}
+
+/// MITRE ATT&CK for Containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mitre {
+    pub tactic: String,
+    #[serde(default)]
+    pub technique: Option<String>,
+}
+
+/// A rule parameter: a string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Param {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Param {
+    /// The value as a SQL literal: `${name}` is a quoted string or an
+    /// array of them, `${name:csv}` one string of the items joined by
+    /// commas.
+    pub fn to_sql(&self, csv: bool) -> String {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        match self {
+            Param::One(s) => quote(s),
+            Param::Many(v) if csv => quote(&v.join(",")),
+            // Typed, so that `array_has` over it plans (and is false).
+            Param::Many(v) if v.is_empty() => "arrow_cast(make_array(), 'List(Utf8)')".into(),
+            Param::Many(v) => {
+                let items: Vec<String> = v.iter().map(|s| quote(s)).collect();
+                format!("make_array({})", items.join(", "))
+            }
+        }
+    }
+}
+
+/// At least `count` matching events (or distinct values of `distinct`)
+/// within `window`, per `by` group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub count: u64,
+    #[serde(default)]
+    pub distinct: Option<String>,
+    pub window: String,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+/// Fires for a `key` not seen within `learn`; nothing fires during the
+/// first `learn` of the baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstSeen {
+    pub key: Vec<String>,
+    pub learn: String,
+}
+
+/// Matches with the same `key` within `ttl` of the first are one alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedup {
+    #[serde(default)]
+    pub key: Vec<String>,
+    pub ttl: String,
+}
+
+/// A rule file as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub description: String,
+    #[serde(default)]
+    pub guardduty_type: Option<String>,
+    #[serde(default)]
+    pub mitre: Option<Mitre>,
+    /// A SQL predicate over `audit`.
+    #[serde(default, rename = "where")]
+    pub where_: Option<String>,
+    /// A whole query over `audit`; it must return `auditID`.
+    #[serde(default)]
+    pub sql: Option<String>,
+    #[serde(default)]
+    pub threshold: Option<Threshold>,
+    #[serde(default)]
+    pub first_seen: Option<FirstSeen>,
+    #[serde(default)]
+    pub dedup: Option<Dedup>,
+    /// Parameters and their defaults, written `${name}` in the SQL;
+    /// `eksaudit.toml` `[alerts.params]` overrides them.
+    #[serde(default)]
+    pub params: BTreeMap<String, Param>,
+    /// Parameter values `eksaudit alerts test` runs the test events with
+    /// (for rules that do nothing until configured).
+    #[serde(default)]
+    pub test_params: BTreeMap<String, Param>,
+}
+
+/// A rule ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub file: RuleFile,
+    pub path: PathBuf,
+    /// The file's text, to parse again with other parameters.
+    pub text: String,
+    /// The query run over each batch of events.
+    pub sql: String,
+    /// Line in the file where the SQL starts (for errors).
+    pub sql_line: usize,
+    pub keys: Keys,
+    pub threshold: Option<(u64, i64)>,
+    pub first_seen_learn_us: Option<i64>,
+    pub dedup_ttl_us: Option<i64>,
+}
+
+/// Where the key columns of a hit sit in the query's output (`k0`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    /// `threshold.by`
+    pub group: Vec<usize>,
+    /// `first_seen.key`
+    pub first_seen: Vec<usize>,
+    /// `dedup.key`
+    pub dedup: Vec<usize>,
+    /// `threshold.distinct`
+    pub distinct: Option<usize>,
+    /// Every key expression, in output order.
+    pub exprs: Vec<String>,
+}
+
+impl Keys {
+    fn add(&mut self, expr: &str) -> usize {
+        match self.exprs.iter().position(|e| e == expr) {
+            Some(i) => i,
+            None => {
+                self.exprs.push(expr.to_string());
+                self.exprs.len() - 1
+            }
+        }
+    }
+}
+
+/// The columns every hit carries, by name in the rule query's output.
+pub const HIT_COLUMNS: &[(&str, &str)] = &[
+    ("audit_id", "auditID"),
+    (
+        "ts",
+        "coalesce(requestReceivedTimestamp, stageTimestamp, log_timestamp)",
+    ),
+    ("who", "user.username"),
+    (
+        "arn",
+        "coalesce(user.extra['arn'][1], user.extra['canonicalArn'][1])",
+    ),
+    ("session", "user.extra['sessionName'][1]"),
+    ("source_ip", "sourceIPs[1]"),
+    ("user_agent", "userAgent"),
+    ("verb", "verb"),
+    ("resource", "objectRef.resource"),
+    ("subresource", "objectRef.subresource"),
+    ("namespace", "objectRef.namespace"),
+    ("name", "objectRef.name"),
+    ("request_uri", "requestURI"),
+    ("cluster", "cluster"),
+];
+
+fn duration_us(what: &str, text: &str, path: &Path) -> Result<i64, AlertError> {
+    match parse_time(text, 0) {
+        Ok(back) if back < 0 => Ok(-back * 1000),
+        _ => Err(AlertError::Rule {
+            path: path.to_path_buf(),
+            line: None,
+            reason: format!("{what}: expected a duration such as 90s, 5m, 1h, 14d, got {text:?}"),
+        }),
+    }
+}
+
+/// The 1-based line of the first line starting with `key:` in `text`.
+pub fn line_of(text: &str, key: &str) -> Option<usize> {
+    let prefix = format!("{key}:");
+    text.lines()
+        .position(|l| l.starts_with(&prefix))
+        .map(|i| i + 1)
+}
+
+/// Replaces `${name}` with the parameter's SQL literal.
+fn substitute(
+    sql: &str,
+    params: &BTreeMap<String, Param>,
+    path: &Path,
+) -> Result<String, AlertError> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after.find('}').ok_or_else(|| AlertError::Rule {
+            path: path.to_path_buf(),
+            line: None,
+            reason: "unclosed ${ in the SQL".into(),
+        })?;
+        let (name, csv) = match after[..end].strip_suffix(":csv") {
+            Some(n) => (n, true),
+            None => (&after[..end], false),
+        };
+        let value = params.get(name).ok_or_else(|| AlertError::Rule {
+            path: path.to_path_buf(),
+            line: None,
+            reason: format!(
+                "${{{name}}} is not a parameter of this rule (declare it under params:)"
+            ),
+        })?;
+        out.push_str(&value.to_sql(csv));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl Rule {
+    /// Parses and checks one rule file. `overrides` are the parameters
+    /// from `eksaudit.toml`; only the ones this rule declares apply.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        overrides: &BTreeMap<String, Param>,
+    ) -> Result<Self, AlertError> {
+        let file: RuleFile = serde_norway::from_str(text).map_err(|e| AlertError::Rule {
+            path: path.to_path_buf(),
+            line: e.location().map(|l| l.line()),
+            reason: e.to_string(),
+        })?;
+        let bad = |line: Option<usize>, reason: String| AlertError::Rule {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if !stem.is_empty() && stem != file.id {
+            return Err(bad(
+                line_of(text, "id"),
+                format!("id {:?} must match the file name {stem:?}", file.id),
+            ));
+        }
+        let mut params = file.params.clone();
+        for (k, v) in overrides {
+            if let Some(p) = params.get_mut(k) {
+                *p = v.clone();
+            }
+        }
+        if let Some(k) = file.test_params.keys().find(|k| !params.contains_key(*k)) {
+            return Err(bad(
+                line_of(text, "test_params"),
+                format!("test_params sets {k:?}, which is not under params:"),
+            ));
+        }
+        let mut keys = Keys::default();
+        if let Some(t) = &file.threshold {
+            keys.group = t.by.iter().map(|e| keys.add(e)).collect();
+            keys.distinct = t.distinct.as_deref().map(|e| keys.add(e));
+            if t.count == 0 {
+                return Err(bad(
+                    line_of(text, "threshold"),
+                    "threshold.count must be at least 1".into(),
+                ));
+            }
+        }
+        if let Some(f) = &file.first_seen {
+            if f.key.is_empty() {
+                return Err(bad(
+                    line_of(text, "first_seen"),
+                    "first_seen.key names no column".into(),
+                ));
+            }
+            keys.first_seen = f.key.iter().map(|e| keys.add(e)).collect();
+        }
+        if let Some(d) = &file.dedup {
+            keys.dedup = d.key.iter().map(|e| keys.add(e)).collect();
+        }
+        let (body, sql_line) = match (&file.where_, &file.sql) {
+            (Some(w), None) => (w, line_of(text, "where")),
+            (None, Some(s)) => (s, line_of(text, "sql")),
+            _ => {
+                return Err(bad(
+                    None,
+                    "give exactly one of where: (a predicate) or sql: (a query)".into(),
+                ));
+            }
+        };
+        let body = substitute(body, &params, path).map_err(|e| match e {
+            AlertError::Rule { path, reason, .. } => AlertError::Rule {
+                path,
+                line: sql_line,
+                reason,
+            },
+            other => other,
+        })?;
+        let key_cols = keys
+            .exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("cast({e} as varchar) as k{i}"));
+        let sql = if file.where_.is_some() {
+            let cols: Vec<String> = HIT_COLUMNS
+                .iter()
+                .map(|(name, expr)| format!("{expr} as {name}"))
+                .chain(key_cols)
+                .collect();
+            format!("select {} from audit where ({body}\n)", cols.join(", "))
+        } else {
+            // A whole query: the hit columns it returns are used by name,
+            // keys are expressions over its output.
+            let cols: Vec<String> = std::iter::once("q.*".to_string()).chain(key_cols).collect();
+            format!("select {} from ({body}\n) q", cols.join(", "))
+        };
+        let threshold = match &file.threshold {
+            Some(t) => Some((t.count, duration_us("threshold.window", &t.window, path)?)),
+            None => None,
+        };
+        let first_seen_learn_us = match &file.first_seen {
+            Some(f) => Some(duration_us("first_seen.learn", &f.learn, path)?),
+            None => None,
+        };
+        let dedup_ttl_us = match &file.dedup {
+            Some(d) => Some(duration_us("dedup.ttl", &d.ttl, path)?),
+            None => None,
+        };
+        Ok(Rule {
+            file,
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            sql,
+            sql_line: sql_line.unwrap_or(1),
+            keys,
+            threshold,
+            first_seen_learn_us,
+            dedup_ttl_us,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.file.id
+    }
+
+    /// The rule as `eksaudit alerts test` runs it: with its `test_params`.
+    pub fn for_tests(&self) -> Result<Rule, AlertError> {
+        if self.file.test_params.is_empty() {
+            return Ok(self.clone());
+        }
+        Rule::parse(&self.text, &self.path, &self.file.test_params)
+    }
+}

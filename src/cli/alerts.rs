@@ -1,0 +1,343 @@
+//! `eksaudit alerts`: run the rules over files (hunting), list them, test
+//! them against their own events, lint them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+use super::{AlertsArgs, AlertsCommand, RulesArgs};
+use crate::alerts::{self, Alert, AlertError, Engine, FIRES, QUIET, Rule};
+use crate::decode::Decoder;
+use crate::report::Report;
+use crate::source::{Chunk, FileSource, SourceOptions, expand_paths};
+
+pub const AFTER_HELP: &str = "\
+Exit status:
+  0  no alert (run), every rule passes (test), no problem (lint)
+  1  alerts fired (run), a rule failed its test events (test), problems (lint)
+  2  error: unreadable input or rules
+
+Rules are YAML, one a file: id, title, severity, description, where: (a SQL
+predicate over the audit table) or sql: (a query), and optionally threshold:,
+first_seen:, dedup: and params:. The rules shipped with eksaudit are built in;
+--rules DIR reads others. Parameters (allowed CIDRs, break-glass ARNs, ...)
+are set in eksaudit.toml:
+
+  [alerts.params]
+  allowed_cidrs = [\"10.0.0.0/8\", \"203.0.113.0/24\"]
+
+Examples:
+  eksaudit alerts run samples/
+  eksaudit alerts run --format json --config eksaudit.toml exported/ > alerts.ndjson
+  eksaudit alerts test --rules my-rules/";
+
+pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let out = &mut std::io::stdout().lock();
+    match args.command {
+        AlertsCommand::Run(run) => runtime.block_on(hunt(&run.rules, &run.paths, run.format, out)),
+        AlertsCommand::List(rules) => list(&rules, out),
+        AlertsCommand::Test(rules) => runtime.block_on(test(&rules, out)),
+        AlertsCommand::Lint(rules) => runtime.block_on(lint(&rules, out)),
+    }
+}
+
+/// Rules from `--rules` (or the shipped ones) with `--config` parameters;
+/// any rule that does not parse is an error.
+fn load(args: &RulesArgs) -> anyhow::Result<Vec<Rule>> {
+    let params = match &args.config {
+        Some(p) => alerts::load_config(p)?.params,
+        None => BTreeMap::new(),
+    };
+    let texts = alerts::rule_texts(args.rules.as_deref())?;
+    let (rules, errors) = alerts::parse_rules(&texts, &params);
+    if let Some(e) = errors.into_iter().next() {
+        anyhow::bail!("{e} (eksaudit alerts lint lists every problem)");
+    }
+    Ok(rules)
+}
+
+/// Decodes every event of `inputs` into batches of the full schema.
+fn decode_all(
+    chunks: impl FnOnce(&mut dyn FnMut(Chunk) -> bool) -> crate::error::Result<()>,
+    report: &Report,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let decoder = Decoder::full();
+    let mut batches = Vec::new();
+    let mut failed = None;
+    chunks(&mut |chunk| match decoder.decode(&chunk, report) {
+        Ok(b) => {
+            batches.push(b);
+            true
+        }
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(batches)
+}
+
+async fn hunt(
+    rules: &RulesArgs,
+    paths: &[String],
+    format: AlertFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let mut engine = Engine::new(load(rules)?);
+    let report = Arc::new(Report::new());
+    let source = FileSource::new(
+        expand_paths(paths)?,
+        SourceOptions::default(),
+        report.clone(),
+    );
+    let batches = decode_all(|emit| source.run(emit), &report)?;
+    let outcome = engine.evaluate(batches).await?;
+    // Incidents as they stand at the end: later events folded in.
+    let mut alerts: BTreeMap<String, Alert> =
+        outcome.new.into_iter().map(|a| (a.id.clone(), a)).collect();
+    for a in outcome.folded {
+        alerts.insert(a.id.clone(), a);
+    }
+    let mut alerts: Vec<Alert> = alerts.into_values().collect();
+    alerts.sort_by(|a, b| (&a.first_seen, &a.rule, &a.id).cmp(&(&b.first_seen, &b.rule, &b.id)));
+    write_alerts(&alerts, format, out)?;
+    let counts = report.counts();
+    if counts.problems() > 0 {
+        for line in &counts.first {
+            eprintln!("{line}");
+        }
+        eprintln!(
+            "eksaudit: {} event(s) could not be read in full (see above)",
+            counts.problems()
+        );
+    }
+    eprintln!(
+        "eksaudit: {} alert(s) from {} rule(s) over {} event(s)",
+        alerts.len(),
+        engine.rules.len(),
+        counts.events
+    );
+    Ok(if alerts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// How `alerts run` prints alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertFormat {
+    /// An aligned table for people.
+    Table,
+    /// One JSON object per alert per line.
+    Json,
+}
+
+fn write_alerts(alerts: &[Alert], format: AlertFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+    match format {
+        AlertFormat::Json => {
+            for a in alerts {
+                serde_json::to_writer(&mut *out, a)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        AlertFormat::Table if alerts.is_empty() => {}
+        AlertFormat::Table => {
+            let what = |a: &Alert| {
+                let resource = match (&a.resource, &a.subresource) {
+                    (Some(r), Some(sub)) => Some(format!("{r}/{sub}")),
+                    (r, _) => r.clone(),
+                };
+                let object = [a.namespace.as_deref(), a.name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let target = match resource {
+                    Some(r) => format!("{r} {object}"),
+                    None => a.request_uri.clone().unwrap_or_default(),
+                };
+                let mut s = format!("{} {}", a.verb.as_deref().unwrap_or(""), target.trim());
+                if let Some(c) = &a.command {
+                    s.push_str(&format!(" ({c})"));
+                }
+                s
+            };
+            let rows: Vec<[String; 7]> = alerts
+                .iter()
+                .map(|a| {
+                    [
+                        a.first_seen.clone(),
+                        a.severity.to_string(),
+                        a.rule.clone(),
+                        a.who.clone().unwrap_or_default(),
+                        a.source_ip.clone().unwrap_or_default(),
+                        what(a),
+                        a.count.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "first_seen",
+                    "severity",
+                    "rule",
+                    "who",
+                    "source_ip",
+                    "what",
+                    "count",
+                ],
+                &rows,
+                out,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints rows of strings as an aligned table.
+fn table<const N: usize>(
+    header: &[&str; N],
+    rows: &[[String; N]],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let fields: Vec<Field> = header
+        .iter()
+        .map(|h| Field::new(*h, DataType::Utf8, false))
+        .collect();
+    let columns: Vec<ArrayRef> = (0..N)
+        .map(|c| {
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r[c].as_str()),
+            )) as ArrayRef
+        })
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    writeln!(out, "{}", pretty_format_batches(&[batch])?)?;
+    Ok(())
+}
+
+fn list(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let rules = load(args)?;
+    let rows: Vec<[String; 4]> = rules
+        .iter()
+        .map(|r| {
+            let mut how = vec![if r.file.sql.is_some() { "sql" } else { "where" }];
+            if r.file.threshold.is_some() {
+                how.push("threshold");
+            }
+            if r.file.first_seen.is_some() {
+                how.push("first_seen");
+            }
+            if r.file.dedup.is_some() {
+                how.push("dedup");
+            }
+            [
+                r.id().to_string(),
+                r.file.severity.to_string(),
+                how.join("+"),
+                r.file.title.clone(),
+            ]
+        })
+        .collect();
+    table(&["id", "severity", "kind", "title"], &rows, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Alerts one rule raises over the events of `text` (NDJSON).
+pub async fn alerts_over(rule: &Rule, path: &Path, text: &str) -> Result<Vec<Alert>, AlertError> {
+    let batch = alerts::ndjson_batch(path, text)?;
+    let mut engine = Engine::new(vec![rule.clone()]);
+    let outcome = engine.evaluate(vec![batch]).await?;
+    Ok(outcome.new)
+}
+
+async fn test(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let rules = load(args)?;
+    let mut failed = 0;
+    for rule in &rules {
+        let mut problems = Vec::new();
+        let rule = &rule.for_tests()?;
+        for (which, want_alerts) in [(FIRES, true), (QUIET, false)] {
+            let Some((path, text)) = alerts::test_events(args.rules.as_deref(), rule.id(), which)
+            else {
+                problems.push(format!("no {}.{which}.ndjson beside the rule", rule.id()));
+                continue;
+            };
+            match alerts_over(rule, &path, &text).await {
+                Ok(a) if want_alerts && a.is_empty() => {
+                    problems.push(format!(
+                        "{}: no alert on events that must fire",
+                        path.display()
+                    ));
+                }
+                Ok(a) if !want_alerts && !a.is_empty() => problems.push(format!(
+                    "{}: {} alert(s) on events that must stay quiet (first: audit IDs {:?})",
+                    path.display(),
+                    a.len(),
+                    a[0].audit_ids
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if problems.is_empty() {
+            writeln!(out, "ok     {}", rule.id())?;
+        } else {
+            failed += 1;
+            writeln!(out, "FAILED {}", rule.id())?;
+            for p in problems {
+                writeln!(out, "       {p}")?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} rule(s): {} passed, {failed} failed",
+        rules.len(),
+        rules.len() - failed
+    )?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn lint(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let params = match &args.config {
+        Some(p) => alerts::load_config(p)?.params,
+        None => BTreeMap::new(),
+    };
+    let texts = alerts::rule_texts(args.rules.as_deref())?;
+    let (rules, mut errors) = alerts::parse_rules(&texts, &params);
+    errors.extend(Engine::check(&rules).await);
+    for e in &errors {
+        writeln!(out, "{e}")?;
+    }
+    writeln!(
+        out,
+        "{} rule file(s), {} problem(s)",
+        texts.len(),
+        errors.len()
+    )?;
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
