@@ -11,6 +11,7 @@
 
 pub mod alerts;
 pub mod cli;
+pub mod daemon;
 pub mod decode;
 pub mod error;
 pub mod query;

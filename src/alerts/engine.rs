@@ -127,9 +127,13 @@ pub struct Alert {
     /// Events the alert stands for, repeats folded into it included.
     pub count: u64,
     pub audit_ids: Vec<String>,
-    #[serde(skip)]
+}
+
+/// An alert whose incident is still open (dedup), with its times.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Open {
+    alert: Alert,
     first_us: i64,
-    #[serde(skip)]
     last_us: i64,
 }
 
@@ -199,7 +203,7 @@ pub struct RuleState {
     /// first_seen: when the baseline started learning (µs).
     learning_since: Option<i64>,
     /// dedup: open incidents, per dedup key.
-    open: HashMap<String, Alert>,
+    open: HashMap<String, Open>,
 }
 
 fn join_key(k: &[Option<String>]) -> String {
@@ -300,11 +304,12 @@ impl RuleState {
         if let (Some(ttl), Some(k)) = (rule.dedup_ttl_us, &dedup_key) {
             self.open.retain(|_, a| a.first_us > last.ts_us - ttl);
             if let Some(open) = self.open.get_mut(k) {
-                open.count += fired.len() as u64;
-                open.audit_ids.extend(ids);
                 open.last_us = open.last_us.max(last.ts_us);
-                open.last_seen = format_us(open.last_us);
-                out.folded.push(open.clone());
+                let a = &mut open.alert;
+                a.count += fired.len() as u64;
+                a.audit_ids.extend(ids);
+                a.last_seen = format_us(open.last_us);
+                out.folded.push(a.clone());
                 return;
             }
         }
@@ -357,11 +362,14 @@ impl RuleState {
             last_seen: format_us(last.ts_us),
             count: fired.len() as u64,
             audit_ids: ids,
-            first_us: first.ts_us,
-            last_us: last.ts_us,
         };
         if let Some(k) = dedup_key {
-            self.open.insert(k, alert.clone());
+            let open = Open {
+                alert: alert.clone(),
+                first_us: first.ts_us,
+                last_us: last.ts_us,
+            };
+            self.open.insert(k, open);
         }
         out.new.push(alert);
     }

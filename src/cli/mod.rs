@@ -57,6 +57,65 @@ pub enum Command {
     /// Alert rules: hunt over files, list, test and lint the rules.
     #[command(after_help = alerts::AFTER_HELP)]
     Alerts(AlertsArgs),
+    /// Run the alert daemon: follow CloudWatch log groups and files,
+    /// evaluate every rule on micro-batches, deliver alerts to sinks.
+    #[command(after_help = DAEMON_HELP)]
+    Daemon(DaemonArgs),
+}
+
+const DAEMON_HELP: &str = "\
+eksaudit.toml:
+  [daemon]
+  state_dir = \"/var/lib/eksaudit\"   # checkpoint, rule memory, outbox (created 0700)
+  listen = \"127.0.0.1:9464\"         # /healthz and /metrics
+  interval = \"10s\"                  # micro-batch period
+  settle = \"5m\"                     # how late CloudWatch may deliver an event
+  start_at = \"now\"                  # first run only: now, 2h, or an RFC 3339 time
+  follow = [\"/var/log/audit.log\"]   # files followed as they grow (optional)
+  # rules = \"my-rules/\"             # default: the rules shipped with eksaudit
+  # max_pending = 10000               # alerts waiting for sinks before reading pauses
+
+  [[cloudwatch]]
+  cluster = \"prod\"                  # or log_group = \"/aws/eks/prod/cluster\"
+  region = \"us-west-2\"
+
+  [[sinks]]
+  type = \"stdout\"
+  [[sinks]]
+  type = \"file\"
+  path = \"/var/log/eksaudit/alerts.ndjson\"
+  [[sinks]]
+  type = \"webhook\"
+  url_env = \"EKSAUDIT_SLACK_URL\"     # the URL is read from this variable
+  format = \"slack\"                  # or json (the alert object)
+
+  [alerts.params]
+  allowed_cidrs = [\"10.0.0.0/8\"]
+
+Signals: SIGTERM/SIGINT deliver what is pending, commit and exit; SIGHUP
+reloads rules, parameters and sinks (a broken file is reported and the old
+ones stay). Alerts are committed with the events that raised them and leave
+the outbox only when every sink acknowledged them; a restart resumes exactly
+where the last commit left off. Each alert carries a stable id (sent as the
+Idempotency-Key header by webhooks).";
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The config file (see below).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// AWS region for [[cloudwatch]] tables that set none.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile for [[cloudwatch]] tables that set none.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// CloudWatch Logs endpoint for [[cloudwatch]] tables that set none.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -298,5 +357,14 @@ where
         Command::Fetch(args) => fetch::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Alerts(args) => alerts::run(args),
+        Command::Daemon(args) => crate::daemon::run(
+            &args.config,
+            crate::source::cloudwatch::Connection {
+                region: args.region,
+                profile: args.profile,
+                endpoint_url: args.endpoint_url,
+                max_attempts: 8,
+            },
+        ),
     }
 }

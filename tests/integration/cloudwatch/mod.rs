@@ -3,6 +3,7 @@
 //! (or `EKSAUDIT_MOTO_SERVER=/path/to/moto_server`), one server per test on a
 //! free loopback port, killed when the test ends.
 
+mod daemon;
 mod faults;
 
 use std::net::{TcpListener, TcpStream};
@@ -95,52 +96,66 @@ impl Moto {
     /// `streams`, timestamps from `first_ms`, ten events per millisecond (so
     /// that pages end inside a shared millisecond).
     fn put(&self, group: &str, streams: &[(&str, u64)], first_ms: i64) {
+        for (s, (stream, n)) in streams.iter().enumerate() {
+            let mut text = Vec::new();
+            let opts = GenOptions {
+                events: *n,
+                seed: s as u64 + 1,
+                export_lines: false,
+            };
+            generate(&opts, &mut text).unwrap();
+            let text = String::from_utf8(text).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            self.put_messages(group, stream, &lines, first_ms, 10);
+        }
+    }
+
+    /// Puts `messages` into `stream` of `group` (both created unless they
+    /// exist), `per_ms` of them per millisecond from `first_ms`.
+    fn put_messages(
+        &self,
+        group: &str,
+        stream: &str,
+        messages: &[&str],
+        first_ms: i64,
+        per_ms: usize,
+    ) {
         rt().block_on(async {
             let c = &self.client;
             // Both may exist from an earlier put; a real problem shows in
             // PutLogEvents.
             let _ = c.create_log_group().log_group_name(group).send().await;
-            for (s, (stream, n)) in streams.iter().enumerate() {
-                let _ = c
-                    .create_log_stream()
-                    .log_group_name(group)
-                    .log_stream_name(*stream)
-                    .send()
-                    .await;
-                let mut text = Vec::new();
-                let opts = GenOptions {
-                    events: *n,
-                    seed: s as u64 + 1,
-                    export_lines: false,
-                };
-                generate(&opts, &mut text).unwrap();
-                let events: Vec<InputLogEvent> = String::from_utf8(text)
-                    .unwrap()
-                    .lines()
-                    .enumerate()
-                    .map(|(i, line)| {
-                        InputLogEvent::builder()
-                            .timestamp(first_ms + i as i64 / 10)
-                            .message(line)
-                            .build()
-                            .unwrap()
-                    })
-                    .collect();
-                // PutLogEvents takes at most 1 MB a call.
-                let mut batch = Vec::new();
-                let mut bytes = 0;
-                for e in events {
-                    bytes += e.message().len() + 26;
-                    batch.push(e);
-                    if bytes > 800_000 {
-                        self.put_batch(group, stream, std::mem::take(&mut batch))
-                            .await;
-                        bytes = 0;
-                    }
+            let _ = c
+                .create_log_stream()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .send()
+                .await;
+            let events: Vec<InputLogEvent> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, line)| {
+                    InputLogEvent::builder()
+                        .timestamp(first_ms + (i / per_ms.max(1)) as i64)
+                        .message(*line)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            // PutLogEvents takes at most 1 MB a call.
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            for e in events {
+                bytes += e.message().len() + 26;
+                batch.push(e);
+                if bytes > 800_000 {
+                    self.put_batch(group, stream, std::mem::take(&mut batch))
+                        .await;
+                    bytes = 0;
                 }
-                if !batch.is_empty() {
-                    self.put_batch(group, stream, batch).await;
-                }
+            }
+            if !batch.is_empty() {
+                self.put_batch(group, stream, batch).await;
             }
         });
     }

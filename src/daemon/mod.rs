@@ -1,0 +1,342 @@
+//! `eksaudit daemon`: follows CloudWatch log groups and files, evaluates
+//! every rule on micro-batches, and delivers alerts to sinks.
+//!
+//! One loop, one state file. Each tick: deliver what the outbox holds; read
+//! what is new; evaluate; then commit the new read positions, the rules'
+//! memory and the new alerts (into the outbox) in one atomic write; then
+//! deliver. A crash before the commit re-reads the same events with the
+//! same memory and raises the same alerts (same ids); after it, the alerts
+//! wait in the outbox. An alert leaves the outbox only when every sink has
+//! acknowledged it. The one window no local design can close: a crash
+//! after a receiver accepted an alert and before the acknowledgement is
+//! committed sends that alert again on restart, with the same id (and an
+//! `Idempotency-Key` header), so receivers can drop the repeat.
+
+mod config;
+mod follow;
+mod http;
+mod sinks;
+mod state;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use datafusion::arrow::record_batch::RecordBatch;
+use tokio::signal::unix::{SignalKind, signal};
+
+pub use config::DaemonConfig;
+use http::Metrics;
+use sinks::Sink;
+use state::{Pending, State, Store};
+
+use crate::alerts::{self, Engine, Rule};
+use crate::decode::Decoder;
+use crate::report::Report;
+use crate::source::cloudwatch::{
+    Chunker, Clients, Connection, Cursor, LogEvent, Puller, Window, now_ms,
+};
+
+/// Delivery attempts per alert and sink within one tick.
+const ATTEMPTS: u32 = 3;
+
+fn log(msg: impl std::fmt::Display) {
+    eprintln!(
+        "{} eksaudit daemon: {msg}",
+        alerts::engine::format_us(now_ms() * 1000)
+    );
+}
+
+/// Rules and sinks as configured; rebuilt on SIGHUP.
+fn load_rules(config: &DaemonConfig) -> anyhow::Result<Vec<Rule>> {
+    let params = alerts::load_config(&config.path)?.params;
+    let texts = alerts::rule_texts(config.rules.as_deref())?;
+    let (rules, errors) = alerts::parse_rules(&texts, &params);
+    if let Some(e) = errors.into_iter().next() {
+        anyhow::bail!("{e}");
+    }
+    Ok(rules)
+}
+
+fn build_sinks(config: &DaemonConfig) -> anyhow::Result<Vec<Sink>> {
+    config
+        .sinks
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Sink::from_config(s, i).map_err(Into::into))
+        .collect()
+}
+
+struct Daemon {
+    config: DaemonConfig,
+    defaults: Connection,
+    engine: Engine,
+    sinks: Vec<Sink>,
+    store: Store,
+    state: State,
+    metrics: Arc<Metrics>,
+    clients: Clients,
+    decoder: Decoder,
+}
+
+pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::process::ExitCode> {
+    let config = DaemonConfig::load(config_path, &defaults)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let store = Store::open(&config.state_dir)?;
+        let mut state = match store.load()? {
+            Some(s) => s,
+            None => State::new(config.start_ms),
+        };
+        let rules = load_rules(&config)?;
+        let sinks = build_sinks(&config)?;
+        let metrics = Arc::new(Metrics::default());
+        http::serve(config.listen, metrics.clone())
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let mut engine = Engine::new(rules);
+        engine.states = state.rules.clone();
+        store.save(&mut state)?;
+        log(format_args!(
+            "started: {} rule(s), {} log group(s), {} file(s), {} sink(s), {} alert(s) pending; metrics on http://{}/metrics",
+            engine.rules.len(),
+            config.groups.len(),
+            config.follow.len(),
+            sinks.len(),
+            state.outbox.len(),
+            config.listen
+        ));
+        let mut d = Daemon {
+            config,
+            defaults,
+            engine,
+            sinks,
+            store,
+            state,
+            metrics,
+            clients: Clients::default(),
+            decoder: Decoder::full(),
+        };
+        d.main_loop().await
+    })
+}
+
+impl Daemon {
+    async fn main_loop(&mut self) -> anyhow::Result<std::process::ExitCode> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            if let Err(e) = self.tick().await {
+                self.metrics.source_errors.fetch_add(1, Ordering::Relaxed);
+                log(format_args!(
+                    "{e:#} (nothing committed; retrying next tick)"
+                ));
+            }
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => self.reload(),
+                () = tokio::time::sleep(self.config.interval) => {}
+            }
+        }
+        // Drain: what is pending gets one more chance, then the state.
+        self.deliver().await;
+        self.store.save(&mut self.state)?;
+        log(format_args!(
+            "stopped; {} alert(s) pending",
+            self.state.outbox.len()
+        ));
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+
+    fn reload(&mut self) {
+        let reloaded = DaemonConfig::load(&self.config.path, &self.defaults)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| Ok((load_rules(&c)?, build_sinks(&c)?, c)));
+        match reloaded {
+            Ok((rules, sinks, config)) => {
+                let ids: Vec<String> = rules.iter().map(|r| r.id().to_string()).collect();
+                self.engine.rules = rules;
+                self.engine.states.retain(|id, _| ids.contains(id));
+                self.sinks = sinks;
+                // Sources keep their positions; new ones start now.
+                self.config = DaemonConfig {
+                    state_dir: self.config.state_dir.clone(),
+                    listen: self.config.listen,
+                    ..config
+                };
+                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                log(format_args!(
+                    "reloaded: {} rule(s)",
+                    self.engine.rules.len()
+                ));
+            }
+            Err(e) => {
+                self.metrics.reload_errors.fetch_add(1, Ordering::Relaxed);
+                log(format_args!(
+                    "reload refused, old rules and sinks kept: {e:#}"
+                ));
+            }
+        }
+    }
+
+    /// Sends the outbox in order; each acknowledgement is committed. A sink
+    /// that fails stops delivery until the next tick.
+    async fn deliver(&mut self) {
+        while let Some(p) = self.state.outbox.first() {
+            let alert = p.alert.clone();
+            let done = p.done.clone();
+            for sink in &self.sinks {
+                let name = sink.name();
+                if done.contains(&name) {
+                    continue;
+                }
+                if let Err(e) = sink.deliver(&alert, ATTEMPTS).await {
+                    self.metrics.sink_error(&name);
+                    log(format_args!(
+                        "{e}; {} alert(s) wait",
+                        self.state.outbox.len()
+                    ));
+                    self.metrics
+                        .pending
+                        .store(self.state.outbox.len() as u64, Ordering::Relaxed);
+                    return;
+                }
+                self.state.outbox[0].done.push(name);
+                if let Err(e) = self.store.save(&mut self.state) {
+                    log(format_args!("{e}"));
+                    return;
+                }
+            }
+            self.state.outbox.remove(0);
+            if let Err(e) = self.store.save(&mut self.state) {
+                log(format_args!("{e}"));
+                return;
+            }
+            self.metrics
+                .checkpoint_ms
+                .store(self.state.saved_ms, Ordering::Relaxed);
+        }
+        self.metrics.pending.store(0, Ordering::Relaxed);
+    }
+
+    async fn tick(&mut self) -> anyhow::Result<()> {
+        self.deliver().await;
+        if self.state.outbox.len() >= self.config.max_pending {
+            log(format_args!(
+                "{} alerts wait for sinks (max_pending): not reading until they are delivered",
+                self.state.outbox.len()
+            ));
+            return Ok(());
+        }
+        let report = Report::new();
+        let (batches, cursors, offsets) = self.read(&report).await?;
+        let counts = report.counts();
+        for line in &counts.first {
+            log(line);
+        }
+        let events: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let committed = self.engine.states.clone();
+        let outcome = match self.engine.evaluate(batches).await {
+            Ok(o) => o,
+            Err(e) => {
+                // Nothing is committed: the rules' memory goes back too.
+                self.engine.states = committed;
+                return Err(e.into());
+            }
+        };
+        for a in &outcome.new {
+            self.metrics.alert(&a.rule);
+        }
+        self.state
+            .outbox
+            .extend(outcome.new.into_iter().map(|alert| Pending {
+                alert,
+                done: Vec::new(),
+            }));
+        self.state.cursors.extend(cursors);
+        self.state.offsets.extend(offsets);
+        self.state.rules = self.engine.states.clone();
+        self.store.save(&mut self.state)?;
+        self.metrics
+            .checkpoint_ms
+            .store(self.state.saved_ms, Ordering::Relaxed);
+        self.metrics
+            .events_in
+            .fetch_add(events as u64, Ordering::Relaxed);
+        self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .pending
+            .store(self.state.outbox.len() as u64, Ordering::Relaxed);
+        self.deliver().await;
+        Ok(())
+    }
+
+    /// Everything new in every source, with the positions after it
+    /// (committed by the caller).
+    #[allow(clippy::type_complexity)]
+    async fn read(
+        &mut self,
+        report: &Report,
+    ) -> anyhow::Result<(
+        Vec<RecordBatch>,
+        BTreeMap<String, Cursor>,
+        BTreeMap<String, u64>,
+    )> {
+        let mut batches = Vec::new();
+        let mut offsets = BTreeMap::new();
+        for path in &self.config.follow {
+            let key = path.display().to_string();
+            let at = self.state.offsets.get(&key).copied().unwrap_or(0);
+            let read = follow::read_new(path, at).with_context(|| format!("reading {key}"))?;
+            if let Some((chunk, next)) = read {
+                batches.push(self.decoder.decode(&chunk, report)?);
+                offsets.insert(key, next);
+                self.metrics
+                    .newest_event_ms
+                    .store(now_ms(), Ordering::Relaxed);
+            }
+        }
+        let mut cursors = BTreeMap::new();
+        let window = Window {
+            start_ms: self.state.start_ms,
+            end_ms: now_ms(),
+        };
+        for spec in &self.config.groups {
+            let key = spec.key();
+            let mut cursor = self.state.cursors.get(&key).cloned().unwrap_or_default();
+            let client = self.clients.get(&spec.connection).await;
+            let mut puller = Puller::new(client, spec.log_group.clone());
+            puller.settle = self.config.settle;
+            puller.max_tps = self.config.max_tps;
+            let mut chunker = Chunker::new(&spec.log_group, None);
+            let mut pages: Vec<Vec<LogEvent>> = Vec::new();
+            let mut last = None;
+            let mut deliver = |page: &[LogEvent], next: &Cursor| {
+                pages.push(page.to_vec());
+                last = Some(next.clone());
+                Ok(true)
+            };
+            puller.pull(window, &mut cursor, &mut deliver).await?;
+            for page in &pages {
+                if let Some(newest) = page.iter().map(|e| e.timestamp_ms).max() {
+                    self.metrics
+                        .newest_event_ms
+                        .fetch_max(newest, Ordering::Relaxed);
+                }
+                batches.push(self.decoder.decode(&chunker.chunk(page, report), report)?);
+            }
+            if let Some(mut c) = last {
+                c.done = false;
+                cursors.insert(key, c);
+            }
+        }
+        Ok((batches, cursors, offsets))
+    }
+}

@@ -1,0 +1,121 @@
+//! The daemon's state, in one file replaced atomically: where each source
+//! stands, every rule's memory (windows, baselines, open incidents), and the
+//! outbox of alerts not yet acknowledged by every sink. Events read and the
+//! alerts they raised are committed together, so a crash loses neither and
+//! a restart never raises an alert twice.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::{Alert, RuleState};
+use crate::error::{Error, Result};
+use crate::source::cloudwatch::Cursor;
+
+const VERSION: u32 = 1;
+const FILE: &str = "state.json";
+
+/// An alert waiting for sinks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub alert: Alert,
+    /// Sinks that acknowledged it.
+    pub done: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// Where CloudWatch pulls start on a first run (ms).
+    pub start_ms: i64,
+    /// CloudWatch cursor per log group key.
+    pub cursors: BTreeMap<String, Cursor>,
+    /// Followed files: bytes consumed (whole lines).
+    pub offsets: BTreeMap<String, u64>,
+    pub rules: BTreeMap<String, RuleState>,
+    pub outbox: Vec<Pending>,
+    /// When the state was last committed (ms), for the checkpoint-age metric.
+    #[serde(default)]
+    pub saved_ms: i64,
+}
+
+impl State {
+    pub fn new(start_ms: i64) -> Self {
+        Self {
+            version: VERSION,
+            start_ms,
+            cursors: BTreeMap::new(),
+            offsets: BTreeMap::new(),
+            rules: BTreeMap::new(),
+            outbox: Vec::new(),
+            saved_ms: 0,
+        }
+    }
+}
+
+/// The state directory: created owner-only, holding `state.json`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let io = |e| Error::io(dir.display().to_string(), e);
+        fs::create_dir_all(dir).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    pub fn load(&self) -> Result<Option<State>> {
+        let path = self.path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path.display().to_string(), e)),
+        };
+        let bad = |reason: String| Error::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        let state: State = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if state.version != VERSION {
+            return Err(bad(format!("version {} is not {VERSION}", state.version)));
+        }
+        Ok(Some(state))
+    }
+
+    /// Temp file (owner-only), fsync, rename, fsync of the directory.
+    pub fn save(&self, state: &mut State) -> Result<()> {
+        state.saved_ms = crate::source::cloudwatch::now_ms();
+        let path = self.path();
+        let io = |e| Error::io(path.display().to_string(), e);
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp).map_err(io)?;
+        let bytes = serde_json::to_vec(state).map_err(|e| io(e.into()))?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+}
