@@ -186,44 +186,51 @@ impl Daemon {
         }
     }
 
-    /// Sends the outbox in order; each acknowledgement is committed. A sink
-    /// that fails stops delivery until the next tick.
+    /// Sends the outbox, in order, to each sink; each acknowledgement is
+    /// committed. A sink that fails stops (for this tick) without holding
+    /// up the others; an alert leaves the outbox once every sink has it.
     async fn deliver(&mut self) {
-        while let Some(p) = self.state.outbox.first() {
-            let alert = p.alert.clone();
-            let done = p.done.clone();
-            for sink in &self.sinks {
-                let name = sink.name();
-                if done.contains(&name) {
+        let Daemon {
+            sinks,
+            state,
+            store,
+            metrics,
+            ..
+        } = self;
+        for sink in sinks.iter() {
+            let name = sink.name();
+            for i in 0..state.outbox.len() {
+                if state.outbox[i].done.contains(&name) {
                     continue;
                 }
-                if let Err(e) = sink.deliver(&alert, ATTEMPTS).await {
-                    self.metrics.sink_error(&name);
-                    log(format_args!(
-                        "{e}; {} alert(s) wait",
-                        self.state.outbox.len()
-                    ));
-                    self.metrics
-                        .pending
-                        .store(self.state.outbox.len() as u64, Ordering::Relaxed);
-                    return;
+                if let Err(e) = sink.deliver(&state.outbox[i].alert, ATTEMPTS).await {
+                    metrics.sink_error(&name);
+                    log(format_args!("{e}; its alerts wait"));
+                    break;
                 }
-                self.state.outbox[0].done.push(name);
-                if let Err(e) = self.store.save(&mut self.state) {
+                state.outbox[i].done.push(name.clone());
+                if let Err(e) = store.save(state) {
                     log(format_args!("{e}"));
                     return;
                 }
             }
-            self.state.outbox.remove(0);
-            if let Err(e) = self.store.save(&mut self.state) {
-                log(format_args!("{e}"));
-                return;
-            }
-            self.metrics
-                .checkpoint_ms
-                .store(self.state.saved_ms, Ordering::Relaxed);
         }
-        self.metrics.pending.store(0, Ordering::Relaxed);
+        let names: Vec<String> = sinks.iter().map(Sink::name).collect();
+        let before = state.outbox.len();
+        state
+            .outbox
+            .retain(|p| !names.iter().all(|n| p.done.contains(n)));
+        if state.outbox.len() != before
+            && let Err(e) = store.save(state)
+        {
+            log(format_args!("{e}"));
+        }
+        metrics
+            .pending
+            .store(state.outbox.len() as u64, Ordering::Relaxed);
+        metrics
+            .checkpoint_ms
+            .store(state.saved_ms, Ordering::Relaxed);
     }
 
     async fn tick(&mut self) -> anyhow::Result<()> {

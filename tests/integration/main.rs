@@ -6,6 +6,7 @@ mod alerts;
 mod bad_input;
 mod cli;
 mod cloudwatch;
+mod daemon_files;
 mod fast_path;
 mod formats;
 mod realdata;
