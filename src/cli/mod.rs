@@ -105,15 +105,24 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
 
-    /// AWS region for [[cloudwatch]] tables that set none.
+    /// Defaults for [[cloudwatch]] tables that set none.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Which AWS account, region and endpoint to talk to.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// AWS region [default: from the environment or profile].
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
-    /// AWS profile for [[cloudwatch]] tables that set none.
+    /// AWS profile from ~/.aws/config [default: AWS_PROFILE or default].
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// CloudWatch Logs endpoint for [[cloudwatch]] tables that set none.
+    /// CloudWatch Logs endpoint, e.g. a local compatible server
+    /// [default: AWS_ENDPOINT_URL, or the region's endpoint].
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 }
@@ -188,18 +197,8 @@ pub struct CloudWatchArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// AWS region [default: from the environment or profile].
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-
-    /// AWS profile from ~/.aws/config [default: AWS_PROFILE or default].
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-
-    /// CloudWatch Logs endpoint, e.g. a local compatible server
-    /// [default: AWS_ENDPOINT_URL, or the region's endpoint].
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 
     /// Read only log streams whose names start with this.
     #[arg(long, value_name = "PREFIX", default_value = crate::source::AUDIT_STREAM_PREFIX)]
@@ -360,9 +359,9 @@ where
         Command::Daemon(args) => crate::daemon::run(
             &args.config,
             crate::source::cloudwatch::Connection {
-                region: args.region,
-                profile: args.profile,
-                endpoint_url: args.endpoint_url,
+                region: args.aws.region,
+                profile: args.aws.profile,
+                endpoint_url: args.aws.endpoint_url,
                 max_attempts: 8,
             },
         ),

@@ -88,6 +88,13 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Before anything can take long: a SIGTERM during start-up must be
+        // handled, not kill the process.
+        let signals = Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        };
         let store = Store::open(&config.state_dir)?;
         let mut state = match store.load()? {
             Some(s) => s,
@@ -122,15 +129,23 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
             clients: Clients::default(),
             decoder: Decoder::full(),
         };
-        d.main_loop().await
+        d.main_loop(signals).await
     })
 }
 
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
 impl Daemon {
-    async fn main_loop(&mut self) -> anyhow::Result<std::process::ExitCode> {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
+    async fn main_loop(&mut self, signals: Signals) -> anyhow::Result<std::process::ExitCode> {
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         loop {
             if let Err(e) = self.tick().await {
                 self.metrics.source_errors.fetch_add(1, Ordering::Relaxed);

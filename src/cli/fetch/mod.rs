@@ -112,9 +112,9 @@ impl Checkpoint {
 
 fn connection(args: &CloudWatchArgs) -> Connection {
     Connection {
-        region: args.region.clone(),
-        profile: args.profile.clone(),
-        endpoint_url: args.endpoint_url.clone(),
+        region: args.aws.region.clone(),
+        profile: args.aws.profile.clone(),
+        endpoint_url: args.aws.endpoint_url.clone(),
         max_attempts: args.max_attempts,
     }
 }

@@ -75,6 +75,20 @@ fn receiver(fail_first: usize) -> (String, Received) {
     (url, out)
 }
 
+/// The distinct alert ids in JSON lines, sorted.
+fn alert_ids(json_lines: &str) -> Vec<String> {
+    let mut ids: Vec<String> = json_lines
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -139,17 +153,7 @@ fn daemon_killed_at_random_delivers_every_alert() {
         .args(["alerts", "run", "--format", "json", all.to_str().unwrap()])
         .output()
         .unwrap();
-    let mut expected: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    expected.sort();
+    let expected = alert_ids(&String::from_utf8(out.stdout).unwrap());
     assert!(expected.len() >= 7, "{expected:?}");
 
     let alerts_file = dir.path().join("alerts.ndjson");
@@ -274,19 +278,10 @@ fn daemon_killed_at_random_delivers_every_alert() {
         "{repeats} repeats after {kills} kills: {per_id:?}"
     );
     // The file sink saw every alert too.
-    let mut in_file: Vec<String> = std::fs::read_to_string(&alerts_file)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    in_file.sort();
-    in_file.dedup();
-    assert_eq!(in_file, expected);
+    assert_eq!(
+        alert_ids(&std::fs::read_to_string(&alerts_file).unwrap()),
+        expected
+    );
     eprintln!(
         "{} alerts, {kills} kills, {repeats} repeated deliveries",
         expected.len()

@@ -96,6 +96,16 @@ impl Moto {
     /// `streams`, timestamps from `first_ms`, ten events per millisecond (so
     /// that pages end inside a shared millisecond).
     fn put(&self, group: &str, streams: &[(&str, u64)], first_ms: i64) {
+        if streams.is_empty() {
+            rt().block_on(async {
+                let _ = self
+                    .client
+                    .create_log_group()
+                    .log_group_name(group)
+                    .send()
+                    .await;
+            });
+        }
         for (s, (stream, n)) in streams.iter().enumerate() {
             let mut text = Vec::new();
             let opts = GenOptions {
