@@ -71,7 +71,7 @@ eksaudit.toml:
   interval = \"10s\"                  # micro-batch period
   settle = \"5m\"                     # how late CloudWatch may deliver an event
   start_at = \"now\"                  # first run only: now, 2h, or an RFC 3339 time
-  follow = [\"/var/log/audit.log\"]   # files followed as they grow (optional)
+  follow = [\"/var/log/kube/\"]       # files (or directories of them) followed as they grow
   # rules = \"my-rules/\"             # default: the rules shipped with eksaudit
   # max_pending = 10000               # alerts waiting for sinks before reading pauses
 

@@ -1,11 +1,35 @@
 //! Files followed as they grow (a kube-apiserver `--audit-log-path`, say):
 //! whole new lines since the last committed offset. A file that shrank was
-//! rotated or truncated and is read again from the start.
+//! rotated or truncated and is read again from the start. A directory
+//! stands for the files in it (not hidden, not gzip), new ones included.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::source::Chunk;
+
+/// The files to follow: `paths` as given, directories by their files.
+pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        match std::fs::read_dir(p) {
+            Ok(entries) => {
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.is_file())
+                    .filter(|f| {
+                        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        !name.starts_with('.') && !name.ends_with(".gz")
+                    })
+                    .collect();
+                found.sort();
+                out.extend(found);
+            }
+            Err(_) => out.push(p.clone()),
+        }
+    }
+    out
+}
 
 /// At most this much is read from one file per batch.
 const MAX_READ: u64 = 64 << 20;

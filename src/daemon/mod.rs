@@ -313,7 +313,8 @@ impl Daemon {
     )> {
         let mut batches = Vec::new();
         let mut offsets = BTreeMap::new();
-        for path in &self.config.follow {
+        for path in follow::files(&self.config.follow) {
+            let path = &path;
             let key = path.display().to_string();
             let at = self.state.offsets.get(&key).copied().unwrap_or(0);
             let read = follow::read_new(path, at).with_context(|| format!("reading {key}"))?;

@@ -73,7 +73,10 @@ fn follows_a_file_reloads_on_sighup_and_holds_alerts_for_a_sink_that_is_down() {
     for f in ["exec-into-pod.yaml", "aws-auth-modified.yaml"] {
         std::fs::copy(root().join("alerts").join(f), rules.join(f)).unwrap();
     }
-    let log = dir.path().join("audit.log");
+    // The directory is followed: files in it, new ones included.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("audit.log");
     let alerts = dir.path().join("alerts.ndjson");
     let state = dir.path().join("state");
     // A webhook on a port where nothing listens yet.
@@ -93,7 +96,7 @@ fn follows_a_file_reloads_on_sighup_and_holds_alerts_for_a_sink_that_is_down() {
         &config,
         format!(
             "[daemon]\nstate_dir = {state:?}\nlisten = \"127.0.0.1:{metrics_port}\"\ninterval = \"100ms\"\n\
-             follow = [{log:?}]\nrules = {rules:?}\n\n\
+             follow = [{logs:?}]\nrules = {rules:?}\n\n\
              [[sinks]]\ntype = \"file\"\npath = {alerts:?}\n\n\
              [[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl_env = \"EKSAUDIT_TEST_HOOK\"\nformat = \"slack\"\n"
         ),
