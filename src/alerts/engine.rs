@@ -226,6 +226,7 @@ pub struct Outcome {
 impl RuleState {
     /// Feeds a batch of hits (in time order) through the rule's memory.
     pub fn feed(&mut self, rule: &Rule, hits: Vec<Hit>, out: &mut Outcome) {
+        let newest = hits.last().map(|h| h.ts_us);
         for hit in hits {
             let fired: Vec<Hit> = match rule.threshold {
                 Some((count, window)) => self.threshold(rule, hit, count, window),
@@ -238,6 +239,11 @@ impl RuleState {
                 continue;
             }
             self.raise(rule, fired, out);
+        }
+        // Groups whose window has emptied are forgotten.
+        if let (Some((_, window)), Some(now)) = (rule.threshold, newest) {
+            self.windows
+                .retain(|_, w| w.back().is_some_and(|h| h.ts_us > now - window));
         }
     }
 

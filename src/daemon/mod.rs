@@ -42,6 +42,10 @@ use crate::source::cloudwatch::{
 /// Delivery attempts per alert and sink within one tick.
 const ATTEMPTS: u32 = 3;
 
+/// FilterLogEvents pages (up to 10,000 events each) read per log group per
+/// tick.
+const MAX_PAGES_PER_TICK: usize = 10;
+
 fn log(msg: impl std::fmt::Display) {
     eprintln!(
         "{} eksaudit daemon: {msg}",
@@ -341,10 +345,12 @@ impl Daemon {
             let mut chunker = Chunker::new(&spec.log_group, None);
             let mut pages: Vec<Vec<LogEvent>> = Vec::new();
             let mut last = None;
+            // A backlog (after downtime) is read over several ticks, so a
+            // batch stays bounded in memory.
             let mut deliver = |page: &[LogEvent], next: &Cursor| {
                 pages.push(page.to_vec());
                 last = Some(next.clone());
-                Ok(true)
+                Ok(pages.len() < MAX_PAGES_PER_TICK)
             };
             puller.pull(window, &mut cursor, &mut deliver).await?;
             for page in &pages {
