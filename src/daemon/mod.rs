@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -83,6 +84,8 @@ struct Daemon {
     metrics: Arc<Metrics>,
     clients: Clients,
     decoder: Decoder,
+    /// Sinks that failed: when to try again, and the delay that was used.
+    backoff: BTreeMap<String, (Instant, Duration)>,
 }
 
 pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::process::ExitCode> {
@@ -132,6 +135,7 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
             metrics,
             clients: Clients::default(),
             decoder: Decoder::full(),
+            backoff: BTreeMap::new(),
         };
         d.main_loop(signals).await
     })
@@ -165,6 +169,7 @@ impl Daemon {
             }
         }
         // Drain: what is pending gets one more chance, then the state.
+        self.backoff.clear();
         self.deliver().await;
         self.store.save(&mut self.state)?;
         log(format_args!(
@@ -214,19 +219,33 @@ impl Daemon {
             state,
             store,
             metrics,
+            backoff,
             ..
         } = self;
         for sink in sinks.iter() {
             let name = sink.name();
+            // A sink that failed is left alone for a while (doubling up to
+            // five minutes), so a hanging receiver does not stall reading.
+            if backoff
+                .get(&name)
+                .is_some_and(|(at, _)| Instant::now() < *at)
+            {
+                continue;
+            }
             for i in 0..state.outbox.len() {
                 if state.outbox[i].done.contains(&name) {
                     continue;
                 }
                 if let Err(e) = sink.deliver(&state.outbox[i].alert, ATTEMPTS).await {
                     metrics.sink_error(&name);
-                    log(format_args!("{e}; its alerts wait"));
+                    let delay = backoff.get(&name).map_or(Duration::from_secs(1), |(_, d)| {
+                        (*d * 2).min(Duration::from_secs(300))
+                    });
+                    backoff.insert(name.clone(), (Instant::now() + delay, delay));
+                    log(format_args!("{e}; its alerts wait (next try in {delay:?})"));
                     break;
                 }
+                backoff.remove(&name);
                 state.outbox[i].done.push(name.clone());
                 if let Err(e) = store.save(state) {
                     log(format_args!("{e}"));
