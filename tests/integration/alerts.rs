@@ -330,3 +330,40 @@ fn params_come_from_the_config_file() {
     // kubernetes-admin and user1 call from 203.0.113.x.
     assert_eq!(unexpected.len(), 2, "{text}");
 }
+
+/// A rule given as a whole query: its output columns are the alert's
+/// fields by name, and keys are expressions over its output.
+#[test]
+fn sql_rules_use_their_output_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deletes.yaml"),
+        "id: deletes\ntitle: Deletes per user\nseverity: info\ndescription: d\n\
+         sql: |\n  select auditID, user.username as who, sourceIPs[1] as source_ip,\n    \
+         requestReceivedTimestamp as ts, objectRef.name as name\n  from audit where verb = 'delete'\n\
+         dedup:\n  key: [who]\n  ttl: 1h\n",
+    )
+    .unwrap();
+    let out = eksaudit(&[
+        "alerts",
+        "run",
+        "--format",
+        "json",
+        "--rules",
+        dir.path().to_str().unwrap(),
+        &samples(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let alerts: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{text}");
+    let a = &alerts[0];
+    assert_eq!(a["who"], "user1");
+    assert_eq!(a["source_ip"], "203.0.113.25");
+    assert_eq!(a["name"], "deny-all");
+    assert_eq!(a["key"]["who"], "user1");
+    assert_eq!(a["audit_ids"][0], "00000000-0000-4000-8000-000000000015");
+    assert_eq!(a["first_seen"], "2026-11-02T08:02:30.000123Z");
+}
