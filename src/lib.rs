@@ -14,6 +14,7 @@ pub mod cli;
 pub mod daemon;
 pub mod decode;
 pub mod error;
+pub mod insights;
 pub mod query;
 pub mod report;
 pub mod schema;

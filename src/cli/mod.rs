@@ -282,6 +282,18 @@ pub struct QueryArgs {
     #[arg(short = 's', long, value_name = "NAME")]
     pub saved: Option<String>,
 
+    /// The query is in the CloudWatch Logs Insights language
+    /// (`fields ... | filter ... | stats ...`). Without this flag, a query
+    /// whose first word is an Insights command (fields, filter, stats,
+    /// sort, limit, display, parse, dedup, unnest) is taken as Insights;
+    /// one starting with SELECT, WITH, ... as SQL.
+    #[arg(long)]
+    pub insights: bool,
+
+    /// Print the SQL this Insights query runs as, and exit.
+    #[arg(long, value_name = "QUERY", conflicts_with_all = ["file", "saved"])]
+    pub explain_insights: Option<String>,
+
     /// A value for a `$NAME` placeholder in the query, e.g. `--param user=alice`.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,

@@ -118,8 +118,17 @@ fn load_sql(source: &SqlSource) -> anyhow::Result<(String, Vec<(String, String)>
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    if let Some(q) = &args.explain_insights {
+        println!("{}", crate::insights::to_sql(q)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let plan = Plan::from_args(&args)?;
     let (sql, mut params) = load_sql(&plan.sql)?;
+    let sql = if args.insights || crate::insights::looks_like_insights(&sql) {
+        crate::insights::to_sql(&sql)?
+    } else {
+        sql
+    };
     // Values given on the command line win over a saved query's defaults.
     params.retain(|(k, _)| !args.params.iter().any(|(a, _)| a == k));
     params.extend(args.params.iter().cloned());

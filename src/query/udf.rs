@@ -33,6 +33,7 @@ pub fn register(ctx: &SessionContext) {
         Ok(parse_ip(a[0]).is_some_and(is_public))
     }));
     ctx.register_udf(bool_fn("is_system_user", 1, |a| Ok(is_system_user(a[0]))));
+    ctx.register_udf(bool_fn("is_valid_ip", 1, |a| Ok(parse_ip(a[0]).is_some())));
 }
 
 /// Applies `f` row by row to string arguments; any null argument gives null.

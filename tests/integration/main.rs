@@ -9,6 +9,7 @@ mod cloudwatch;
 mod daemon_files;
 mod fast_path;
 mod formats;
+mod insights;
 mod realdata;
 mod saved;
 
