@@ -2,6 +2,7 @@
 //! the Insights language, and a translation of its commands into one SQL
 //! query over the `audit` table (printed by `--explain-insights`).
 
+mod functions;
 mod lexer;
 mod parser;
 mod sql;
