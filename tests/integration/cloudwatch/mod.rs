@@ -295,6 +295,25 @@ fn query_pulls_every_event_of_two_groups() {
          alpha,/aws/eks/alpha/cluster,11700,11700,11700\n\
          beta,/aws/eks/beta/cluster,250,250,250\n"
     );
+    // The same pull with an Insights query.
+    let out = moto
+        .eksaudit(&[
+            "query",
+            "-q",
+            "--format",
+            "csv",
+            "--cloudwatch",
+            "alpha",
+            "--since",
+            "1h",
+            "stats count(*) as n, count_distinct(@logStream) as streams by @log",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "@log,n,streams\n/aws/eks/alpha/cluster,11700,2\n"
+    );
 }
 
 #[test]
