@@ -453,17 +453,30 @@ fn fifty_thousand_events_over_five_streams() {
     assert_eq!(stdout(&out), "n,ids\n50000,50000\n");
 }
 
+/// Moto with 1,000 events put ten minutes ago into the log group of
+/// `cluster`, and an output path in a temporary directory: (server, log
+/// group, time of the first event, directory, output).
+fn fetch_fixture(cluster: &str) -> (Moto, String, i64, tempfile::TempDir, String) {
+    let moto = Moto::start();
+    let t0 = now_ms() - 10 * 60_000;
+    let group = format!("/aws/eks/{cluster}/cluster");
+    moto.put(&group, &[("kube-apiserver-audit-a", 1_000)], t0);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir
+        .path()
+        .join(format!("{cluster}.ndjson"))
+        .display()
+        .to_string();
+    (moto, group, t0, dir, output)
+}
+
 /// A finished fetch without --until, rerun later, appends what came since:
 /// new events, and events CloudWatch ingested late with timestamps before
 /// the last one fetched (within the settle delay). Nothing twice.
 #[test]
 fn fetch_rerun_appends_new_and_late_events() {
-    let moto = Moto::start();
-    let t0 = now_ms() - 10 * 60_000;
-    let group = "/aws/eks/epsilon/cluster";
-    moto.put(group, &[("kube-apiserver-audit-a", 1_000)], t0);
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("epsilon.ndjson").display().to_string();
+    let (moto, group, t0, _dir, output) = fetch_fixture("epsilon");
+    let group = group.as_str();
     let fetch = || {
         moto.eksaudit(&[
             "fetch",
@@ -492,12 +505,8 @@ fn fetch_rerun_appends_new_and_late_events() {
 
 #[test]
 fn fetch_start_at_now_skips_the_backlog_and_a_time_reads_again() {
-    let moto = Moto::start();
-    let t0 = now_ms() - 10 * 60_000;
-    let group = "/aws/eks/zeta/cluster";
-    moto.put(group, &[("kube-apiserver-audit-a", 1_000)], t0);
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("zeta.ndjson").display().to_string();
+    let (moto, group, t0, _dir, output) = fetch_fixture("zeta");
+    let group = group.as_str();
     let fetch = |start_at: &str| {
         let args = ["fetch", "-q", "--cluster", "zeta", "-o", &output];
         stdout(
