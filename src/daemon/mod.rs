@@ -296,19 +296,26 @@ impl Daemon {
                 return Err(e.into());
             }
         };
-        for a in &outcome.new {
-            self.metrics.alert(&a.rule);
-        }
-        self.state
-            .outbox
+        // The commit: read positions, the rules' memory and the new alerts
+        // together, or (if it cannot be written) none of them.
+        let mut next = self.state.clone();
+        let raised: Vec<String> = outcome.new.iter().map(|a| a.rule.clone()).collect();
+        next.outbox
             .extend(outcome.new.into_iter().map(|alert| Pending {
                 alert,
                 done: Vec::new(),
             }));
-        self.state.cursors.extend(cursors);
-        self.state.offsets.extend(offsets);
-        self.state.rules = self.engine.states.clone();
-        self.store.save(&mut self.state)?;
+        next.cursors.extend(cursors);
+        next.offsets.extend(offsets);
+        next.rules = self.engine.states.clone();
+        if let Err(e) = self.store.save(&mut next) {
+            self.engine.states = committed;
+            return Err(e.into());
+        }
+        self.state = next;
+        for rule in &raised {
+            self.metrics.alert(rule);
+        }
         self.metrics
             .checkpoint_ms
             .store(self.state.saved_ms, Ordering::Relaxed);
