@@ -166,6 +166,20 @@ pub fn ndjson_batch(path: &Path, text: &str) -> Result<RecordBatch, AlertError> 
     Ok(batch)
 }
 
+/// Every rule of `dir` (or the shipped ones) with `params`; the first
+/// broken rule is the error.
+pub fn load_rules(
+    dir: Option<&Path>,
+    params: &BTreeMap<String, Param>,
+) -> Result<Vec<Rule>, AlertError> {
+    let texts = rule_texts(dir)?;
+    let (rules, errors) = parse_rules(&texts, params);
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(rules),
+    }
+}
+
 /// Rules with their memory, fed batch after batch.
 #[derive(Debug)]
 pub struct Engine {

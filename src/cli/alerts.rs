@@ -52,19 +52,19 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Rule parameters from `--config`.
+fn params(args: &RulesArgs) -> anyhow::Result<BTreeMap<String, alerts::Param>> {
+    Ok(match &args.config {
+        Some(p) => alerts::load_config(p)?.params,
+        None => BTreeMap::new(),
+    })
+}
+
 /// Rules from `--rules` (or the shipped ones) with `--config` parameters;
 /// any rule that does not parse is an error.
 fn load(args: &RulesArgs) -> anyhow::Result<Vec<Rule>> {
-    let params = match &args.config {
-        Some(p) => alerts::load_config(p)?.params,
-        None => BTreeMap::new(),
-    };
-    let texts = alerts::rule_texts(args.rules.as_deref())?;
-    let (rules, errors) = alerts::parse_rules(&texts, &params);
-    if let Some(e) = errors.into_iter().next() {
-        anyhow::bail!("{e} (eksaudit alerts lint lists every problem)");
-    }
-    Ok(rules)
+    alerts::load_rules(args.rules.as_deref(), &params(args)?)
+        .map_err(|e| anyhow::anyhow!("{e} (eksaudit alerts lint lists every problem)"))
 }
 
 /// Decodes every event of `inputs` into batches of the full schema.
@@ -319,12 +319,8 @@ async fn test(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
 }
 
 async fn lint(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let params = match &args.config {
-        Some(p) => alerts::load_config(p)?.params,
-        None => BTreeMap::new(),
-    };
     let texts = alerts::rule_texts(args.rules.as_deref())?;
-    let (rules, mut errors) = alerts::parse_rules(&texts, &params);
+    let (rules, mut errors) = alerts::parse_rules(&texts, &params(args)?);
     errors.extend(Engine::check(&rules).await);
     for e in &errors {
         writeln!(out, "{e}")?;

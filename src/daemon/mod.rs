@@ -57,12 +57,7 @@ fn log(msg: impl std::fmt::Display) {
 /// Rules and sinks as configured; rebuilt on SIGHUP.
 fn load_rules(config: &DaemonConfig) -> anyhow::Result<Vec<Rule>> {
     let params = alerts::load_config(&config.path)?.params;
-    let texts = alerts::rule_texts(config.rules.as_deref())?;
-    let (rules, errors) = alerts::parse_rules(&texts, &params);
-    if let Some(e) = errors.into_iter().next() {
-        anyhow::bail!("{e}");
-    }
-    Ok(rules)
+    Ok(alerts::load_rules(config.rules.as_deref(), &params)?)
 }
 
 fn build_sinks(config: &DaemonConfig) -> anyhow::Result<Vec<Sink>> {
