@@ -272,46 +272,35 @@ fn query_pulls_every_event_of_two_groups() {
     )
     .unwrap();
     let config = config.display().to_string();
-    let out = moto
-        .eksaudit(&[
-            "query",
-            "-q",
-            "--format",
-            "csv",
+    let query = |extra: &[&str]| {
+        let args = ["query", "-q", "--format", "csv", "--since", "1h"];
+        stdout(
+            &moto
+                .eksaudit(&[&args[..], extra].concat())
+                .output()
+                .unwrap(),
+        )
+    };
+    assert_eq!(
+        query(&[
             "--cloudwatch",
             "/aws/eks/alpha/cluster",
             "--config",
             &config,
-            "--since",
-            "1h",
             "select cluster, log_group, count(*) as n, count(distinct event_id) as ids, \
              count(distinct auditID) as audits from audit group by 1, 2 order by 1",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        stdout(&out),
+        ]),
         "cluster,log_group,n,ids,audits\n\
          alpha,/aws/eks/alpha/cluster,11700,11700,11700\n\
          beta,/aws/eks/beta/cluster,250,250,250\n"
     );
     // The same pull with an Insights query.
-    let out = moto
-        .eksaudit(&[
-            "query",
-            "-q",
-            "--format",
-            "csv",
+    assert_eq!(
+        query(&[
             "--cloudwatch",
             "alpha",
-            "--since",
-            "1h",
             "stats count(*) as n, count_distinct(@logStream) as streams by @log",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        stdout(&out),
+        ]),
         "@log,n,streams\n/aws/eks/alpha/cluster,11700,2\n"
     );
 }
