@@ -249,7 +249,8 @@ CASES = {
     "system-principal-public-ip": (
         [ev(T, NODE, "get", "nodes", name="ip-10-0-1-20.ec2.internal", ip=PUBLIC)],
         [ev(T, NODE, "get", "nodes", name="ip-10-0-1-20.ec2.internal", ip="10.0.1.20"),
-         ev(T + 1000, ANON, "get", uri="/version", ip=PUBLIC), ev(T + 2000, DEV, "list", "pods", "shop", ip=PUBLIC)],
+         ev(T + 1000, ANON, "get", uri="/version", ip=PUBLIC), ev(T + 2000, DEV, "list", "pods", "shop", ip=PUBLIC),
+         ev(T + 3000, EKS, "get", "deployments", "kube-system", "coredns", group="apps", ip="35.163.244.48")],
     ),
     "mass-deletion": (
         burst(25, lambda i, t: ev(t, DEV, "delete", "deployments", "shop", f"d{i}", group="apps")),
