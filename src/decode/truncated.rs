@@ -81,6 +81,48 @@ mod tests {
         assert_eq!(salvage(body).as_deref(), Some(r#"{"a":"x\",y","b":[1,2]}"#));
     }
 
+    fn json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-z,{}\\[\\]\"\\\\:é]{0,8}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-z,\"]{1,4}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Cut anywhere, an object salvages to a valid object whose members
+        /// are the first members of the original, whole and unchanged.
+        #[test]
+        fn salvage_keeps_whole_leading_members(
+            members in proptest::collection::btree_map("[a-z,:\"{}]{1,5}", json(), 1..6),
+            cut in 0.0f64..1.0,
+        ) {
+            let object = serde_json::Value::Object(members.into_iter().collect());
+            let text = object.to_string();
+            let mut at = ((text.len() - 1) as f64 * cut) as usize;
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            if let Some(kept) = salvage(&text[..at]) {
+                let kept: serde_json::Value = serde_json::from_str(&kept).expect("salvage gives JSON");
+                let (kept, all) = (kept.as_object().expect("an object"), object.as_object().expect("an object"));
+                proptest::prop_assert!(kept.len() < all.len());
+                for ((k1, v1), (k2, v2)) in kept.iter().zip(all.iter()) {
+                    proptest::prop_assert_eq!((k1, v1), (k2, v2));
+                }
+            }
+        }
+    }
+
     #[test]
     fn nothing_to_keep() {
         assert_eq!(salvage(r#"{"kind":"Ev"#), None);
