@@ -23,18 +23,11 @@ use eksaudit::alerts::{self, Engine, Rule};
 use eksaudit::report::Report;
 use eksaudit::schema::Column;
 use eksaudit::source::Chunk;
-use eksaudit::synth::{GenOptions, generate};
 
 const EVENTS: u64 = 150_000;
 
 fn window() -> Vec<RecordBatch> {
-    let mut out = Vec::new();
-    let opts = GenOptions {
-        events: EVENTS,
-        seed: 11,
-        export_lines: false,
-    };
-    generate(&opts, &mut out).expect("writing to memory");
+    let out = eksaudit::synth::ndjson(EVENTS, 11);
     let lines: Vec<&[u8]> = out
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())

@@ -26,19 +26,11 @@ use eksaudit::Decoder;
 use eksaudit::report::Report;
 use eksaudit::schema::{Column, audit_schema};
 use eksaudit::source::{Chunk, FileSource, Input, SourceOptions};
-use eksaudit::synth::{GenOptions, generate};
 
 const EVENTS: u64 = 20_000;
 
 fn corpus() -> Vec<u8> {
-    let mut out = Vec::new();
-    let opts = GenOptions {
-        events: EVENTS,
-        seed: 7,
-        export_lines: false,
-    };
-    generate(&opts, &mut out).expect("writing to memory");
-    out
+    eksaudit::synth::ndjson(EVENTS, 7)
 }
 
 /// The corpus cut into chunks of about 4 MB, as the file source makes them.

@@ -454,6 +454,18 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> {
     out.flush()
 }
 
+/// `events` NDJSON events from `seed`, in memory (benchmarks and tests).
+pub fn ndjson(events: u64, seed: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let opts = GenOptions {
+        events,
+        seed,
+        export_lines: false,
+    };
+    generate(&opts, &mut out).expect("writing to memory cannot fail");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

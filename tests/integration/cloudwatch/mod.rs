@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::{Client, Config};
-use eksaudit::synth::{GenOptions, generate};
+use eksaudit::synth::ndjson;
 
 fn moto_server() -> PathBuf {
     static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
@@ -107,14 +107,7 @@ impl Moto {
             });
         }
         for (s, (stream, n)) in streams.iter().enumerate() {
-            let mut text = Vec::new();
-            let opts = GenOptions {
-                events: *n,
-                seed: s as u64 + 1,
-                export_lines: false,
-            };
-            generate(&opts, &mut text).unwrap();
-            let text = String::from_utf8(text).unwrap();
+            let text = String::from_utf8(ndjson(*n, s as u64 + 1)).unwrap();
             let lines: Vec<&str> = text.lines().collect();
             self.put_messages(group, stream, &lines, first_ms, 10);
         }
