@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::AlertError;
-use crate::source::cloudwatch::parse_time;
+use crate::source::cloudwatch::parse_duration;
 
 /// How bad an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -206,14 +206,14 @@ pub const HIT_COLUMNS: &[(&str, &str)] = &[
 ];
 
 fn duration_us(what: &str, text: &str, path: &Path) -> Result<i64, AlertError> {
-    match parse_time(text, 0) {
-        Ok(back) if back < 0 => Ok(-back * 1000),
-        _ => Err(AlertError::Rule {
+    parse_duration(text)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_micros()).ok())
+        .ok_or_else(|| AlertError::Rule {
             path: path.to_path_buf(),
             line: None,
             reason: format!("{what}: expected a duration such as 90s, 5m, 1h, 14d, got {text:?}"),
-        }),
-    }
+        })
 }
 
 /// The 1-based line of the first line starting with `key:` in `text`.

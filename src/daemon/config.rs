@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::source::cloudwatch::{Connection, GroupSpec, load_config, parse_time};
+use crate::source::cloudwatch::{Connection, GroupSpec, load_config, parse_duration, parse_time};
 
 #[derive(Debug, Deserialize)]
 struct File {
@@ -109,15 +109,10 @@ pub struct DaemonConfig {
 }
 
 fn duration(what: &str, text: &str, path: &Path) -> Result<Duration> {
-    match parse_time(text, 0) {
-        Ok(back) if back < 0 => Ok(Duration::from_millis(back.unsigned_abs())),
-        _ => Err(Error::Config {
-            path: path.display().to_string(),
-            reason: format!(
-                "[daemon] {what}: expected a duration such as 500ms, 10s, 5m, got {text:?}"
-            ),
-        }),
-    }
+    parse_duration(text).map_err(|e| Error::Config {
+        path: path.display().to_string(),
+        reason: format!("[daemon] {what}: {e}"),
+    })
 }
 
 impl DaemonConfig {
@@ -140,14 +135,7 @@ impl DaemonConfig {
         if file.sinks.is_empty() {
             return Err(bad("no [[sinks]]: alerts would go nowhere".into()));
         }
-        let interval = match d.interval.strip_suffix("ms") {
-            Some(ms) => Duration::from_millis(
-                ms.trim()
-                    .parse()
-                    .map_err(|_| bad(format!("[daemon] interval: {:?}", d.interval)))?,
-            ),
-            None => duration("interval", &d.interval, path)?,
-        };
+        let interval = duration("interval", &d.interval, path)?;
         let now = crate::source::cloudwatch::now_ms();
         let start_ms =
             parse_time(&d.start_at, now).map_err(|e| bad(format!("[daemon] start_at: {e}")))?;

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::report::Report;
 use crate::source::cloudwatch::{
     Clients, CloudWatchSource, Connection, Cursor, GroupSpec, LogEvent, Puller, Window,
-    load_config, log_group_for, now_ms, parse_time,
+    load_config, log_group_for, now_ms, parse_duration, parse_time,
 };
 pub use output::Format;
 use output::Output;
@@ -216,9 +216,7 @@ fn fresh(groups: &[GroupSpec], window: Window, args: &CloudWatchArgs, written: u
 
 pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
     let groups = group_specs(&args.cloudwatch, &args.clusters)?;
-    let settle = parse_time(&args.settle, 0)
-        .map(|back| std::time::Duration::from_millis(back.unsigned_abs()))
-        .map_err(|e| anyhow::anyhow!("--settle: {e}"))?;
+    let settle = parse_duration(&args.settle).map_err(|e| anyhow::anyhow!("--settle: {e}"))?;
     let cp_path = args.checkpoint.clone().unwrap_or_else(|| {
         let mut p = args.output.clone().into_os_string();
         p.push(".checkpoint.json");

@@ -32,7 +32,7 @@ mod config;
 mod time;
 
 pub use config::load_config;
-pub use time::{now_ms, parse_time};
+pub use time::{now_ms, parse_duration, parse_time};
 
 /// How to reach CloudWatch Logs. Credentials come from the SDK's standard
 /// chain (environment, profiles, SSO, web identity, instance roles);

@@ -1,4 +1,7 @@
-//! Points in time on the command line (`--since`, `--until`).
+//! Points in time on the command line (`--since`, `--until`) and
+//! durations (`--settle`, rule windows, the daemon's interval).
+
+use std::time::Duration;
 
 /// Reads a point in time: a duration back from `now_ms` (`90s`, `15m`,
 /// `2h`, `7d`, `1w`), an RFC 3339 time, or milliseconds since the epoch.
@@ -13,13 +16,26 @@ pub fn parse_time(s: &str, now_ms: i64) -> std::result::Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
+    let back = parse_duration(s)
+        .map_err(|e| format!("{e}; or an RFC 3339 time, epoch milliseconds or now"))?;
+    i64::try_from(back.as_millis())
+        .ok()
+        .and_then(|back| now_ms.checked_sub(back))
+        .ok_or_else(|| format!("{s:?}: too far back"))
+}
+
+/// Reads a duration: a whole number and a unit (`500ms`, `90s`, `15m`,
+/// `2h`, `7d`, `1w`).
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
     let unit_at = s
         .find(|c: char| !c.is_ascii_digit())
         .filter(|&i| i > 0)
-        .ok_or_else(|| format!("expected a duration (2h, 30m, 7d), an RFC 3339 time, epoch milliseconds or now, got {s:?}"))?;
+        .ok_or_else(|| format!("expected a duration (500ms, 90s, 30m, 2h, 7d), got {s:?}"))?;
     let (n, unit) = s.split_at(unit_at);
-    let n: i64 = n.parse().map_err(|_| format!("{s:?}: number too large"))?;
+    let n: u64 = n.parse().map_err(|_| format!("{s:?}: number too large"))?;
     let unit_ms = match unit {
+        "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
@@ -27,13 +43,13 @@ pub fn parse_time(s: &str, now_ms: i64) -> std::result::Result<i64, String> {
         "w" => 604_800_000,
         _ => {
             return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
+                "{s:?}: unknown unit {unit:?} (use ms, s, m, h, d or w)"
             ));
         }
     };
     n.checked_mul(unit_ms)
-        .map(|back| now_ms - back)
-        .ok_or_else(|| format!("{s:?}: too far back"))
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?}: too long"))
 }
 
 /// Milliseconds since the epoch, now.
@@ -57,5 +73,15 @@ mod tests {
         );
         assert!(parse_time("2x", now).unwrap_err().contains("unknown unit"));
         assert!(parse_time("h", now).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert!(parse_duration("now").is_err());
+        assert!(parse_duration("2026-11-26T10:00:00Z").is_err());
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
     }
 }
