@@ -14,6 +14,19 @@ use serde_json::{Value, json};
 /// Time of the first event: 2026-11-02T08:00:00Z, in microseconds.
 const START_US: i64 = 1_793_606_400_000_000;
 
+/// Who makes the requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// A well-run cluster: nodes and controllers, a few people, alerts rare.
+    #[default]
+    Default,
+    /// A busy cluster run loosely, ~50 requests a second: the cluster
+    /// creator `kubernetes-admin` makes a fifth of them, and there are
+    /// bursts of deletions and refusals, exec, RBAC and aws-auth changes.
+    /// Alerts fold thousands of events (what hunting must hold).
+    Busy,
+}
+
 /// What to write.
 #[derive(Debug, Clone)]
 pub struct GenOptions {
@@ -21,6 +34,7 @@ pub struct GenOptions {
     pub seed: u64,
     /// Write CloudWatch S3-export lines (`<ts> <json>`) instead of NDJSON.
     pub export_lines: bool,
+    pub mix: Mix,
 }
 
 /// Who did what, before it is dressed as an audit event.
@@ -38,6 +52,7 @@ struct Gen {
     rng: fastrand::Rng,
     now_us: i64,
     n: u64,
+    mix: Mix,
 }
 
 const NAMESPACES: [&str; 6] = [
@@ -95,8 +110,36 @@ impl Gen {
 
     fn event(&mut self) -> Value {
         self.n += 1;
-        self.now_us += i64::from(self.rng.u32(50..4000));
         let roll = self.rng.u32(0..1000);
+        let request = match self.mix {
+            Mix::Default => {
+                self.now_us += i64::from(self.rng.u32(50..4000));
+                match roll {
+                    0..=349 => self.kubelet(),
+                    350..=649 => self.controller(),
+                    650..=749 => self.eks_component(),
+                    750..=879 => self.app_service_account(),
+                    880..=994 => self.human(),
+                    _ => self.scanner(),
+                }
+            }
+            Mix::Busy => {
+                self.now_us += i64::from(self.rng.u32(50..40_000));
+                match roll {
+                    0..=199 => self.cluster_creator(),
+                    200..=449 => self.kubelet(),
+                    450..=649 => self.controller(),
+                    650..=729 => self.eks_component(),
+                    730..=829 => self.app_service_account(),
+                    830..=889 => self.human(),
+                    890..=929 => self.deleter(),
+                    930..=959 => self.refused(),
+                    960..=974 => self.exec(),
+                    975..=984 => self.access_change(),
+                    _ => self.scanner(),
+                }
+            }
+        };
         let Request {
             user,
             ip,
@@ -105,14 +148,7 @@ impl Gen {
             object,
             code,
             body: request_object,
-        } = match roll {
-            0..=349 => self.kubelet(),
-            350..=649 => self.controller(),
-            650..=749 => self.eks_component(),
-            750..=879 => self.app_service_account(),
-            880..=994 => self.human(),
-            _ => self.scanner(),
-        };
+        } = request;
         let mut uri = match &object {
             Some(o) => object_uri(o, &verb),
             None => "/.env".to_string(),
@@ -359,6 +395,120 @@ impl Gen {
         }
     }
 
+    /// An IAM role's session, as `aws-iam-authenticator` maps it.
+    fn iam_user(&mut self, username: &str, role: &str, session: &str, groups: Value) -> Value {
+        json!({
+            "username": username,
+            "uid": format!("aws-iam-authenticator:{ACCOUNT}:AROAEXAMPLE{}", role.to_uppercase()),
+            "groups": groups,
+            "extra": {
+                "accessKeyId": ["ASIAEXAMPLEHUMAN"],
+                "arn": [format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}")],
+                "canonicalArn": [format!("arn:aws:iam::{ACCOUNT}:role/{role}")],
+                "principalId": [format!("AROAEXAMPLE{}", role.to_uppercase())],
+                "sessionName": [session]
+            }
+        })
+    }
+
+    fn kubectl(&mut self, user: Value, verb: &str, object: Value, code: i64) -> Request {
+        Request {
+            user,
+            ip: format!("203.0.113.{}", self.rng.u8(1..40)),
+            agent: "kubectl/v1.31.0 (darwin/arm64) kubernetes/9edcffc".into(),
+            verb: verb.into(),
+            object: Some(object),
+            code,
+            body: None,
+        }
+    }
+
+    /// `kubernetes-admin` (the cluster creator, in `system:masters`) used
+    /// for day-to-day work, by a CI role.
+    fn cluster_creator(&mut self) -> Request {
+        let user = self.iam_user(
+            "kubernetes-admin",
+            "ClusterCreator",
+            "ci-deploy",
+            json!(["system:masters", "system:authenticated"]),
+        );
+        let ns = *self.pick(&NAMESPACES);
+        let resource = *self.pick(&["pods", "secrets", "configmaps", "deployments", "nodes"]);
+        let verb = *self.pick(&["get", "list", "watch", "patch", "update"]);
+        let object = json!({"resource":resource,"namespace":ns,"name":format!("{resource}-{}", self.rng.u8(..20)),"apiVersion":"v1"});
+        self.kubectl(user, verb, object, 200)
+    }
+
+    /// One person cleaning up: deletions in bursts.
+    fn deleter(&mut self) -> Request {
+        let user = self.iam_user(
+            "arn:aws:sts::111122223333:assumed-role/Admin/erin-example.com",
+            "Admin",
+            "erin@example.com",
+            json!(["eks-admin", "system:authenticated"]),
+        );
+        let ns = *self.pick(&NAMESPACES[..4]);
+        let resource = *self.pick(&["pods", "configmaps", "services", "networkpolicies"]);
+        let object = json!({"resource":resource,"namespace":ns,"name":format!("old-{:x}", self.rng.u16(..)),"apiVersion":"v1"});
+        self.kubectl(user, "delete", object, 200)
+    }
+
+    /// A developer trying what the role does not allow, over and over.
+    fn refused(&mut self) -> Request {
+        let user = self.iam_user(
+            "arn:aws:sts::111122223333:assumed-role/Developer/frank-example.com",
+            "Developer",
+            "frank@example.com",
+            json!(["eks-developer", "system:authenticated"]),
+        );
+        let object = json!({"resource":"secrets","namespace":"kube-system","name":"aws-load-balancer-tls","apiVersion":"v1"});
+        let mut r = self.kubectl(user, "get", object, 403);
+        r.ip = "203.0.113.77".into();
+        r
+    }
+
+    fn exec(&mut self) -> Request {
+        let (email, role) = *self.pick(&HUMANS);
+        let username = format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{}",
+            email.replace('@', "-")
+        );
+        let groups = json!([
+            format!("eks-{}", role.to_lowercase()),
+            "system:authenticated"
+        ]);
+        let user = self.iam_user(&username, role, email, groups);
+        let ns = *self.pick(&NAMESPACES[..4]);
+        let object = json!({"resource":"pods","namespace":ns,"name":format!("web-{:x}", self.rng.u16(..)),"apiVersion":"v1","subresource":"exec"});
+        self.kubectl(user, "create", object, 101)
+    }
+
+    /// RBAC bindings to cluster-admin, and edits of aws-auth.
+    fn access_change(&mut self) -> Request {
+        let user = self.iam_user(
+            "arn:aws:sts::111122223333:assumed-role/Admin/alice-example.com",
+            "Admin",
+            "alice@example.com",
+            json!(["eks-admin", "system:authenticated"]),
+        );
+        if self.rng.bool() {
+            let name = format!("tmp-admin-{}", self.rng.u16(..));
+            let object = json!({"resource":"clusterrolebindings","name":name,"apiGroup":"rbac.authorization.k8s.io","apiVersion":"v1"});
+            let mut r = self.kubectl(user, "create", object, 201);
+            r.body = Some(json!({
+                "kind": "ClusterRoleBinding",
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}]
+            }));
+            r
+        } else {
+            let object = json!({"resource":"configmaps","namespace":"kube-system","name":"aws-auth","apiVersion":"v1"});
+            self.kubectl(user, "patch", object, 200)
+        }
+    }
+
     fn scanner(&mut self) -> Request {
         let user = json!({"username": "system:anonymous", "groups": ["system:unauthenticated"]});
         let ip = format!("198.51.100.{}", self.rng.u8(1..255));
@@ -436,6 +586,7 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> {
         rng: fastrand::Rng::with_seed(opts.seed),
         now_us: START_US,
         n: 0,
+        mix: opts.mix,
     };
     let mut line = Vec::with_capacity(4096);
     for _ in 0..opts.events {
@@ -456,11 +607,17 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> {
 
 /// `events` NDJSON events from `seed`, in memory (benchmarks and tests).
 pub fn ndjson(events: u64, seed: u64) -> Vec<u8> {
+    ndjson_mix(events, seed, Mix::Default)
+}
+
+/// The same, with another mix of requests.
+pub fn ndjson_mix(events: u64, seed: u64, mix: Mix) -> Vec<u8> {
     let mut out = Vec::new();
     let opts = GenOptions {
         events,
         seed,
         export_lines: false,
+        mix,
     };
     generate(&opts, &mut out).expect("writing to memory cannot fail");
     out
@@ -476,6 +633,7 @@ mod tests {
             events: 200,
             seed: 7,
             export_lines: false,
+            mix: Mix::Default,
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         generate(&opts, &mut a).unwrap();

@@ -5,7 +5,7 @@
 //! same code runs over a whole set of files (hunting) and over the
 //! micro-batches of the daemon, so a rule behaves the same in both.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -139,7 +139,7 @@ struct Open {
 
 /// FNV-1a, 64 bits: stable across versions and platforms (std's hasher
 /// is not), which alert ids must be.
-fn fnv1a(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain(std::iter::once(0xff)) {
@@ -195,6 +195,11 @@ fn percent_decode(s: &str) -> String {
 pub struct RuleState {
     /// threshold: the hits inside the window, per group.
     windows: HashMap<String, VecDeque<Hit>>,
+    /// threshold with `distinct`: how often each value occurs in a group's
+    /// window, kept beside it so a hit costs O(1), not a pass over the
+    /// window. Not stored: rebuilt from the window when missing.
+    #[serde(skip)]
+    distinct: HashMap<String, HashMap<String, u32>>,
     /// threshold: groups over it, with their newest hit (µs): while hits
     /// keep coming within the window, each one belongs to the same burst.
     tripped: HashMap<String, i64>,
@@ -217,14 +222,47 @@ fn join_key(k: &[Option<String>]) -> String {
 /// What evaluating a batch produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Alerts to deliver now (live) / the alerts found (hunting).
+    /// Alerts raised by this batch, as they were raised: what the daemon
+    /// delivers.
     pub new: Vec<Alert>,
-    /// Alerts raised earlier that absorbed more events, as they stand now.
-    pub folded: Vec<Alert>,
+    /// Alerts that can no longer change, in their final form: an alert
+    /// without dedup as it is raised, a deduplicated incident once its TTL
+    /// has passed. What hunting prints.
+    pub closed: Vec<Alert>,
+}
+
+/// The value `distinct` counts in a hit, if it has one.
+fn distinct_value(hit: &Hit, d: usize) -> Option<&str> {
+    hit.keys.get(d).and_then(|v| v.as_deref())
+}
+
+/// Drops a window's hits at or before `cutoff`, keeping its counts.
+fn trim(
+    win: &mut VecDeque<Hit>,
+    mut counts: Option<&mut HashMap<String, u32>>,
+    d: Option<usize>,
+    cutoff: i64,
+) {
+    while win.front().is_some_and(|h| h.ts_us <= cutoff) {
+        let old = win.pop_front().expect("checked non-empty");
+        if let (Some(counts), Some(v)) = (
+            counts.as_deref_mut(),
+            d.and_then(|d| distinct_value(&old, d)),
+        ) {
+            if let Some(n) = counts.get_mut(v) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(v);
+                }
+            }
+        }
+    }
 }
 
 impl RuleState {
     /// Feeds a batch of hits (in time order) through the rule's memory.
+    /// Every step costs O(1) per hit (amortised) whatever the state holds;
+    /// what grows with time is pruned at the end of the batch.
     pub fn feed(&mut self, rule: &Rule, hits: Vec<Hit>, out: &mut Outcome) {
         let newest = hits.last().map(|h| h.ts_us);
         for hit in hits {
@@ -240,35 +278,88 @@ impl RuleState {
             }
             self.raise(rule, fired, out);
         }
+        let Some(now) = newest else { return };
         // Groups whose window has emptied are forgotten.
-        if let (Some((_, window)), Some(now)) = (rule.threshold, newest) {
+        if let Some((_, window)) = rule.threshold {
             self.windows
                 .retain(|_, w| w.back().is_some_and(|h| h.ts_us > now - window));
+            let windows = &self.windows;
+            self.distinct.retain(|g, _| windows.contains_key(g));
+            self.tripped.retain(|_, last| *last > now - window);
         }
+        if let Some(learn) = rule.first_seen_learn_us {
+            self.baseline.retain(|_, t| *t > now - learn);
+        }
+    }
+
+    /// Everything at or before `now - window` can no longer matter to hits
+    /// at `now` or later: forgets it, and closes the incidents whose TTL has
+    /// passed (into `out.closed`). Hunting calls this as its input moves on.
+    pub fn expire(&mut self, rule: &Rule, now: i64, out: &mut Outcome) {
+        if let Some((_, window)) = rule.threshold {
+            let d = rule.keys.distinct;
+            for (group, win) in &mut self.windows {
+                trim(win, self.distinct.get_mut(group), d, now - window);
+            }
+            self.windows.retain(|_, w| !w.is_empty());
+            let windows = &self.windows;
+            self.distinct.retain(|g, _| windows.contains_key(g));
+            self.tripped.retain(|_, last| *last > now - window);
+        }
+        if let Some(learn) = rule.first_seen_learn_us {
+            self.baseline.retain(|_, t| *t > now - learn);
+        }
+        if let Some(ttl) = rule.dedup_ttl_us {
+            let expired: Vec<String> = self
+                .open
+                .iter()
+                .filter(|(_, o)| o.first_us <= now - ttl)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in expired {
+                if let Some(o) = self.open.remove(&k) {
+                    out.closed.push(o.alert);
+                }
+            }
+        }
+    }
+
+    /// Closes every open incident (the end of a hunt).
+    pub fn finish(&mut self) -> Vec<Alert> {
+        self.open.drain().map(|(_, o)| o.alert).collect()
     }
 
     fn threshold(&mut self, rule: &Rule, hit: Hit, count: u64, window: i64) -> Vec<Hit> {
         let group = join_key(&hit.key(&rule.keys.group));
         let now = hit.ts_us;
-        self.tripped.retain(|_, last| *last > now - window);
         if let Some(last) = self.tripped.get_mut(&group) {
-            *last = now;
-            return vec![hit];
-        }
-        let win = self.windows.entry(group.clone()).or_default();
-        win.push_back(hit);
-        while win.front().is_some_and(|h| h.ts_us <= now - window) {
-            win.pop_front();
-        }
-        let reached = match rule.keys.distinct {
-            Some(d) => {
-                let distinct: HashSet<&Option<String>> = win
-                    .iter()
-                    .filter_map(|h| h.keys.get(d))
-                    .filter(|v| v.is_some())
-                    .collect();
-                distinct.len() as u64 >= count
+            if *last > now - window {
+                *last = now;
+                return vec![hit];
             }
+            self.tripped.remove(&group);
+        }
+        let d = rule.keys.distinct;
+        let win = self.windows.entry(group.clone()).or_default();
+        let mut counts = d.map(|d| {
+            self.distinct.entry(group.clone()).or_insert_with(|| {
+                let mut m = HashMap::new();
+                for v in win.iter().filter_map(|h| distinct_value(h, d)) {
+                    *m.entry(v.to_string()).or_insert(0) += 1;
+                }
+                m
+            })
+        });
+        if let (Some(c), Some(v)) = (
+            counts.as_deref_mut(),
+            d.and_then(|d| distinct_value(&hit, d)),
+        ) {
+            *c.entry(v.to_string()).or_insert(0) += 1;
+        }
+        win.push_back(hit);
+        trim(win, counts.as_deref_mut(), d, now - window);
+        let reached = match counts {
+            Some(c) => c.len() as u64 >= count,
             None => win.len() as u64 >= count,
         };
         if reached {
@@ -277,6 +368,7 @@ impl RuleState {
             if rule.dedup_ttl_us.is_some() {
                 self.tripped.insert(group.clone(), now);
             }
+            self.distinct.remove(&group);
             self.windows
                 .remove(&group)
                 .map(Vec::from)
@@ -293,8 +385,8 @@ impl RuleState {
         let now = last.ts_us;
         let since = *self.learning_since.get_or_insert(fired[0].ts_us);
         let key = join_key(&last.key(&rule.keys.first_seen));
+        // A stale entry counts as unknown; stale ones are pruned per batch.
         let previous = self.baseline.insert(key, now);
-        self.baseline.retain(|_, t| *t > now - learn);
         let learning = now < since + learn;
         let known = previous.is_some_and(|t| t > now - learn);
         !learning && !known
@@ -308,14 +400,23 @@ impl RuleState {
             .dedup_ttl_us
             .map(|_| join_key(&first.key(&rule.keys.dedup)));
         if let (Some(ttl), Some(k)) = (rule.dedup_ttl_us, &dedup_key) {
-            self.open.retain(|_, a| a.first_us > last.ts_us - ttl);
+            // An incident is open for `ttl` from its first event; one past
+            // it is closed (and a new one begins).
+            if self
+                .open
+                .get(k)
+                .is_some_and(|o| o.first_us <= last.ts_us - ttl)
+                && let Some(o) = self.open.remove(k)
+            {
+                out.closed.push(o.alert);
+            }
             if let Some(open) = self.open.get_mut(k) {
+                // Folded in place: nothing is copied per event.
                 open.last_us = open.last_us.max(last.ts_us);
                 let a = &mut open.alert;
                 a.count += fired.len() as u64;
                 a.audit_ids.extend(ids);
                 a.last_seen = format_us(open.last_us);
-                out.folded.push(a.clone());
                 return;
             }
         }
@@ -369,15 +470,18 @@ impl RuleState {
             count: fired.len() as u64,
             audit_ids: ids,
         };
-        if let Some(k) = dedup_key {
-            let open = Open {
-                alert: alert.clone(),
-                first_us: first.ts_us,
-                last_us: last.ts_us,
-            };
-            self.open.insert(k, open);
+        out.new.push(alert.clone());
+        match dedup_key {
+            Some(k) => {
+                let open = Open {
+                    alert,
+                    first_us: first.ts_us,
+                    last_us: last.ts_us,
+                };
+                self.open.insert(k, open);
+            }
+            None => out.closed.push(alert),
         }
-        out.new.push(alert);
     }
 }
 

@@ -5,6 +5,7 @@
 //! works from anywhere; `--rules DIR` reads others.
 
 pub mod engine;
+pub mod hunt;
 pub mod rule;
 
 use std::collections::BTreeMap;
@@ -14,9 +15,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
 pub use engine::{Alert, Outcome, RuleState};
+pub use hunt::{Hunt, HuntStats};
 pub use rule::{Param, Rule, Severity};
 
-use crate::query::{self, Query};
+use crate::query;
 
 /// Why a rule could not be used, with its file and line.
 #[derive(Debug, thiserror::Error)]
@@ -180,11 +182,28 @@ pub fn load_rules(
     }
 }
 
-/// Rules with their memory, fed batch after batch.
-#[derive(Debug)]
+/// Rules with their memory, fed batch after batch. Each rule's SQL is
+/// planned once (on first use, again after [`Engine::set_rules`]) and run
+/// over every batch.
 pub struct Engine {
-    pub rules: Vec<Rule>,
+    rules: Vec<Rule>,
     pub states: BTreeMap<String, RuleState>,
+    plans: Option<Plans>,
+}
+
+/// The rules' queries, planned against a session whose table is a slot.
+struct Plans {
+    session: query::BatchSession,
+    queries: Vec<query::Prepared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("rules", &self.rules.len())
+            .field("planned", &self.plans.is_some())
+            .finish()
+    }
 }
 
 impl Engine {
@@ -192,34 +211,126 @@ impl Engine {
         Self {
             rules,
             states: BTreeMap::new(),
+            plans: None,
         }
     }
 
-    /// Runs every rule over `batches` (events of the audit schema, any
-    /// projection that has the columns the rules read).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Replaces the rules (a reload); their memory is kept for rules that
+    /// stay, dropped for the others, and the plans are made again.
+    pub fn set_rules(&mut self, rules: Vec<Rule>) {
+        self.states
+            .retain(|id, _| rules.iter().any(|r| r.id() == id));
+        self.rules = rules;
+        self.plans = None;
+    }
+
+    async fn plans(&mut self) -> Result<&Plans, AlertError> {
+        if self.plans.is_none() {
+            let session = query::BatchSession::new(query::default_partitions())?;
+            let mut queries = Vec::with_capacity(self.rules.len());
+            for rule in &self.rules {
+                let planned = session.prepare(&rule.sql).await;
+                queries.push(planned.map_err(|e| located(rule, e))?);
+            }
+            self.plans = Some(Plans { session, queries });
+        }
+        Ok(self.plans.as_ref().expect("planned above"))
+    }
+
+    /// The audit columns the rules read: what batches given to
+    /// [`hits`](Self::hits) must hold (decoding more costs time for
+    /// nothing). Always includes the event times.
+    pub async fn columns(&mut self) -> Result<Vec<crate::schema::Column>, AlertError> {
+        use crate::schema::Column;
+        let mut columns = self.plans().await?.session.columns();
+        for c in [Column::RequestReceivedTimestamp, Column::LogTimestamp] {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+        columns.sort_by_key(|c| c.index());
+        Ok(columns)
+    }
+
+    /// Runs every rule's query over `batches` (events of the audit schema,
+    /// any projection that has the columns the rules read): the matching
+    /// events of each rule, in rule order, each list in time order.
+    pub async fn hits(
+        &mut self,
+        batches: &[RecordBatch],
+    ) -> Result<Vec<Vec<engine::Hit>>, AlertError> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(vec![Vec::new(); self.rules.len()]);
+        }
+        self.plans().await?;
+        let plans = self.plans.as_ref().expect("planned above");
+        let rules = &self.rules;
+        plans.session.load(batches);
+        let runs = plans.queries.iter().map(|q| q.run());
+        let results = futures::future::join_all(runs).await;
+        // The slot is emptied, so it does not hold the batch until the next.
+        plans.session.load(&[]);
+        rules
+            .iter()
+            .zip(results)
+            .map(|(rule, out)| {
+                let out = out.map_err(|e| located(rule, e))?;
+                Ok(engine::hits(&out, rule.keys.exprs.len()))
+            })
+            .collect()
+    }
+
+    /// Feeds the hits of rule number `index` (in time order) to its memory.
+    pub fn feed(&mut self, index: usize, hits: Vec<engine::Hit>, out: &mut Outcome) {
+        let rule = &self.rules[index];
+        let state = self.states.entry(rule.id().to_string()).or_default();
+        state.feed(rule, hits, out);
+    }
+
+    /// Runs every rule over `batches` and feeds what they match.
     pub async fn evaluate(&mut self, batches: Vec<RecordBatch>) -> Result<Outcome, AlertError> {
         let mut out = Outcome::default();
-        let Some(first) = batches.first() else {
-            return Ok(out);
-        };
-        let ctx = query::memory_session(first.schema(), batches, query::default_partitions())?;
-        for rule in &self.rules {
-            let hits = self::rule_hits(&ctx, rule).await?;
-            let state = self.states.entry(rule.id().to_string()).or_default();
-            state.feed(rule, hits, &mut out);
+        let hits = self.hits(&batches).await?;
+        drop(batches);
+        for (i, h) in hits.into_iter().enumerate() {
+            if !h.is_empty() {
+                self.feed(i, h, &mut out);
+            }
         }
         Ok(out)
+    }
+
+    /// Forgets what hits at `now_us` or later cannot need, and closes the
+    /// incidents whose TTL has passed (see [`RuleState::expire`]).
+    pub fn expire(&mut self, now_us: i64, out: &mut Outcome) {
+        for rule in &self.rules {
+            if let Some(state) = self.states.get_mut(rule.id()) {
+                state.expire(rule, now_us, out);
+            }
+        }
+    }
+
+    /// Closes every open incident: the alerts as they stand at the end.
+    pub fn finish(&mut self) -> Vec<Alert> {
+        self.states
+            .values_mut()
+            .flat_map(RuleState::finish)
+            .collect()
     }
 
     /// Checks that every rule's SQL plans against the audit schema.
     pub async fn check(rules: &[Rule]) -> Vec<AlertError> {
         let mut errors = Vec::new();
-        let ctx = match query::memory_session(crate::schema::audit_schema(), Vec::new(), 1) {
-            Ok(c) => c,
+        let session = match query::BatchSession::new(1) {
+            Ok(s) => s,
             Err(e) => return vec![e.into()],
         };
         for rule in rules {
-            if let Err(e) = Query::plan(&ctx, &rule.sql).await {
+            if let Err(e) = session.prepare(&rule.sql).await {
                 errors.push(AlertError::Rule {
                     path: rule.path.clone(),
                     line: Some(rule.sql_line),
@@ -231,20 +342,11 @@ impl Engine {
     }
 }
 
-async fn rule_hits(
-    ctx: &datafusion::prelude::SessionContext,
-    rule: &Rule,
-) -> Result<Vec<engine::Hit>, AlertError> {
-    let located = |e: crate::error::Error| AlertError::Rule {
+/// A rule's query error, at the rule's file and line.
+fn located(rule: &Rule, e: crate::error::Error) -> AlertError {
+    AlertError::Rule {
         path: rule.path.clone(),
         line: Some(rule.sql_line),
         reason: e.to_string(),
-    };
-    let batches = Query::plan(ctx, &rule.sql)
-        .await
-        .map_err(located)?
-        .collect()
-        .await
-        .map_err(located)?;
-    Ok(engine::hits(&batches, rule.keys.exprs.len()))
+    }
 }

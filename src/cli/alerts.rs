@@ -2,7 +2,7 @@
 //! them against their own events, lint them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
-use super::{AlertsArgs, AlertsCommand, RulesArgs};
-use crate::alerts::{self, Alert, AlertError, Engine, FIRES, QUIET, Rule};
+use super::{AlertsArgs, AlertsCommand, AlertsRunArgs, RulesArgs};
+use crate::alerts::{self, Alert, AlertError, Engine, FIRES, Hunt, HuntStats, QUIET, Rule, hunt};
 use crate::decode::Decoder;
 use crate::report::Report;
 use crate::source::{Chunk, FileSource, SourceOptions, expand_paths};
@@ -45,7 +45,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let out = &mut std::io::stdout().lock();
     match args.command {
-        AlertsCommand::Run(run) => runtime.block_on(hunt(&run.rules, &run.paths, run.format, out)),
+        AlertsCommand::Run(run) => runtime.block_on(hunt(&run, out)),
         AlertsCommand::List(rules) => list(&rules, out),
         AlertsCommand::Test(rules) => runtime.block_on(test(&rules, out)),
         AlertsCommand::Lint(rules) => runtime.block_on(lint(&rules, out)),
@@ -67,54 +67,101 @@ fn load(args: &RulesArgs) -> anyhow::Result<Vec<Rule>> {
         .map_err(|e| anyhow::anyhow!("{e} (eksaudit alerts lint lists every problem)"))
 }
 
-/// Decodes every event of `inputs` into batches of the full schema.
-fn decode_all(
-    chunks: impl FnOnce(&mut dyn FnMut(Chunk) -> bool) -> crate::error::Result<()>,
-    report: &Report,
-) -> anyhow::Result<Vec<RecordBatch>> {
-    let decoder = Decoder::full();
-    let mut batches = Vec::new();
-    let mut failed = None;
-    chunks(&mut |chunk| match decoder.decode(&chunk, report) {
-        Ok(b) => {
-            batches.push(b);
-            true
-        }
-        Err(e) => {
-            failed = Some(e);
-            false
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    Ok(batches)
+/// Reads and decodes `source` on two threads of their own (framing, then
+/// decoding), handing batches over a short queue so memory stays bounded.
+fn decoded(
+    source: FileSource,
+    decoder: Decoder,
+    report: Arc<Report>,
+) -> tokio::sync::mpsc::Receiver<anyhow::Result<RecordBatch>> {
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let read_tx = tx.clone();
+    std::thread::Builder::new()
+        .name("eksaudit-read".into())
+        .spawn(move || {
+            if let Err(e) = source.run(&mut |chunk| chunk_tx.send(chunk).is_ok()) {
+                let _ = read_tx.blocking_send(Err(e.into()));
+            }
+        })
+        .expect("spawning the reader thread");
+    std::thread::Builder::new()
+        .name("eksaudit-decode".into())
+        .spawn(move || {
+            for chunk in chunk_rx {
+                let batch = decoder.decode(&chunk, &report).map_err(Into::into);
+                if tx.blocking_send(batch).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawning the decoder thread");
+    rx
 }
 
-async fn hunt(
-    rules: &RulesArgs,
-    paths: &[String],
-    format: AlertFormat,
-    out: &mut dyn Write,
-) -> anyhow::Result<ExitCode> {
-    let mut engine = Engine::new(load(rules)?);
+async fn hunt(run: &AlertsRunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let lateness = match run.lateness.as_str() {
+        "all" => None,
+        d => Some(
+            crate::source::cloudwatch::parse_duration(d)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_micros()).ok())
+                .with_context(|| {
+                    format!("--lateness: expected a duration such as 15m or 2h, or all, got {d:?}")
+                })?,
+        ),
+    };
+    let mut hunt = Hunt::new(Engine::new(load(&run.rules)?), lateness);
     let report = Arc::new(Report::new());
-    let source = FileSource::new(
-        expand_paths(paths)?,
-        SourceOptions::default(),
-        report.clone(),
-    );
-    let batches = decode_all(|emit| source.run(emit), &report)?;
-    let outcome = engine.evaluate(batches).await?;
-    // Incidents as they stand at the end: later events folded in.
-    let mut alerts: BTreeMap<String, Alert> =
-        outcome.new.into_iter().map(|a| (a.id.clone(), a)).collect();
-    for a in outcome.folded {
-        alerts.insert(a.id.clone(), a);
+    let inputs = expand_paths(&run.paths)?;
+    let total = crate::source::total_size(&inputs);
+    let source = FileSource::new(inputs, SourceOptions::default(), report.clone());
+    let decoder = Decoder::new(hunt.columns().await?);
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| super::progress::Progress::start(report.clone(), total));
+    let mut batches = decoded(source, decoder, report.clone());
+    let mut stats = HuntStats::default();
+    let mut found: Vec<Alert> = Vec::new();
+    let mut count = 0usize;
+    // JSON lines are written as alerts become final; the table at the end.
+    let mut emit = |alerts: Vec<Alert>, out: &mut dyn Write| -> anyhow::Result<()> {
+        count += alerts.len();
+        match run.format {
+            AlertFormat::Json => write_alerts(&alerts, run.format, out)?,
+            AlertFormat::Table => found.extend(alerts),
+        }
+        Ok(())
+    };
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut rows = 0;
+    loop {
+        let next = batches.recv().await;
+        let end = next.is_none();
+        if let Some(batch) = next {
+            let batch = batch?;
+            rows += batch.num_rows();
+            pending.push(batch);
+        }
+        if rows >= hunt::BATCH_EVENTS || (end && rows > 0) {
+            let alerts = hunt.push(&pending, &mut stats).await?;
+            emit(alerts, out)?;
+            pending.clear();
+            rows = 0;
+        }
+        if end {
+            break;
+        }
     }
-    let mut alerts: Vec<Alert> = alerts.into_values().collect();
-    alerts.sort_by(|a, b| (&a.first_seen, &a.rule, &a.id).cmp(&(&b.first_seen, &b.rule, &b.id)));
-    write_alerts(&alerts, format, out)?;
+    let rules = hunt.engine().rules().len();
+    emit(hunt.finish(&mut stats), out)?;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    if run.format == AlertFormat::Table {
+        found.sort_by(|a, b| (&a.first_seen, &a.rule, &a.id).cmp(&(&b.first_seen, &b.rule, &b.id)));
+        write_alerts(&found, run.format, out)?;
+    }
     let counts = report.counts();
     if counts.problems() > 0 {
         for line in &counts.first {
@@ -125,13 +172,19 @@ async fn hunt(
             counts.problems()
         );
     }
+    if stats.late > 0 {
+        eprintln!(
+            "eksaudit: {} matching event(s) came more than --lateness {} behind newer events \
+             (or carry no time) and were evaluated out of time order; inputs that overlap \
+             in time by more than that need a larger --lateness",
+            stats.late, run.lateness
+        );
+    }
     eprintln!(
-        "eksaudit: {} alert(s) from {} rule(s) over {} event(s)",
-        alerts.len(),
-        engine.rules.len(),
+        "eksaudit: {count} alert(s) from {rules} rule(s) over {} event(s)",
         counts.events
     );
-    Ok(if alerts.is_empty() {
+    Ok(if count == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

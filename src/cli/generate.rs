@@ -14,6 +14,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         events: args.events,
         seed: args.seed,
         export_lines: args.export_lines,
+        mix: args.mix,
     };
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::with_capacity(

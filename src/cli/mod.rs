@@ -164,9 +164,18 @@ pub struct AlertsRunArgs {
     #[command(flatten)]
     pub rules: RulesArgs,
 
-    /// table for people, json for programs (one object per alert per line).
+    /// table for people, json for programs (one object per alert per line,
+    /// each written as soon as it is final, in the table's order).
     #[arg(long, value_enum, default_value = "table")]
     pub format: alerts::AlertFormat,
+
+    /// How far behind newer events a matching event may come and still be
+    /// evaluated in time order (events are written when requests complete,
+    /// so a file is out of order by the longest request). Memory holds the
+    /// matches of this span; `all` holds every match to the end (exact order
+    /// over inputs that overlap in time, memory grows with the matches).
+    #[arg(long, value_name = "DURATION|all", default_value = "15m")]
+    pub lateness: String,
 
     /// Files or directories of audit logs (any format `query` reads).
     #[arg(value_name = "PATH", required = true)]
@@ -343,6 +352,9 @@ pub struct GenerateArgs {
     /// Write CloudWatch S3-export lines (`<timestamp> <json>`) instead of NDJSON.
     #[arg(long)]
     pub export_lines: bool,
+    /// Who makes the requests.
+    #[arg(long, value_enum, default_value = "default")]
+    pub mix: crate::synth::Mix,
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,

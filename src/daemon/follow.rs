@@ -1,50 +1,246 @@
 //! Files followed as they grow (a kube-apiserver `--audit-log-path`, say):
-//! whole new lines since the last committed offset. A file that shrank was
-//! rotated or truncated and is read again from the start. A directory
-//! stands for the files in it (not hidden, not gzip), new ones included.
+//! whole new lines since the last committed offset.
+//!
+//! A file is known by what it starts with, not by its name: the fingerprint
+//! is a hash of its first line (at most [`FINGERPRINT_BYTES`]), as Vector's
+//! file source does, with device and inode as a hint. So when kube-apiserver
+//! rotates (`audit.log` renamed to `audit-<time>.log`, a new `audit.log`
+//! opened), the renamed file goes on from its committed offset and the new
+//! one starts at 0. A file truncated in place (copytruncate) starts with
+//! other bytes, so it is a new file; its copy carries the old fingerprint
+//! and goes on from the old offset. A file too short to have a fingerprint
+//! holds no whole line yet, so nothing is lost by waiting for it.
+//!
+//! A directory stands for the files in it (not hidden, not gzip: compressed
+//! rotations were read before they were compressed), new ones included. A
+//! single file also brings its rotated siblings (`audit-*.log`, `audit.log.*`),
+//! read only to finish a file already being followed under its old name.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::source::Chunk;
 
-/// The files to follow: `paths` as given, directories by their files.
-pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
+/// How much of a file's first line its fingerprint covers.
+pub const FINGERPRINT_BYTES: usize = 1024;
+
+/// Where a followed file stands, in the committed state (keyed by
+/// fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Followed {
+    /// Bytes consumed (whole lines).
+    pub offset: u64,
+    /// Where it was last seen.
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A file that may be followed, as found now.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub path: PathBuf,
+    pub fingerprint: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    /// A rotated sibling of a followed file: read only if already known.
+    pub rotated: bool,
+}
+
+/// Not hidden, not compressed.
+fn followable(name: &str) -> bool {
+    !name.starts_with('.') && !name.ends_with(".gz")
+}
+
+/// Whether `name` is a rotation of `base` (`audit.log`): kube-apiserver's
+/// `audit-<time>.log`, or logrotate's `audit.log.1`, `audit.log-20261120`.
+fn is_rotation_of(name: &str, base: &str) -> bool {
+    let (stem, ext) = match base.rsplit_once('.') {
+        Some((s, e)) => (s, Some(e)),
+        None => (base, None),
+    };
+    let kube = name.strip_prefix(stem).and_then(|r| r.strip_prefix('-'));
+    let kube = match (kube, ext) {
+        (Some(r), Some(e)) => r.ends_with(&format!(".{e}")),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let logrotate = name
+        .strip_prefix(base)
+        .is_some_and(|r| r.starts_with('.') || r.starts_with('-'));
+    name != base && (kube || logrotate)
+}
+
+/// The files to follow now: `paths` as given (with their rotated
+/// siblings), directories by their files; each with its fingerprint.
+/// Files without one yet (empty, or a first line still being written) are
+/// left out.
+pub fn scan(paths: &[PathBuf]) -> Vec<Found> {
     let mut out = Vec::new();
     for p in paths {
+        let mut candidates: Vec<(PathBuf, bool)> = Vec::new();
         match std::fs::read_dir(p) {
             Ok(entries) => {
                 let mut found: Vec<PathBuf> = entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|f| f.is_file())
                     .filter(|f| {
-                        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                        !name.starts_with('.') && !name.ends_with(".gz")
+                        f.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(followable)
                     })
                     .collect();
                 found.sort();
-                out.extend(found);
+                candidates.extend(found.into_iter().map(|f| (f, false)));
             }
-            Err(_) => out.push(p.clone()),
+            Err(_) => {
+                candidates.push((p.clone(), false));
+                let base = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let dir = match p.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                if let Ok(entries) = std::fs::read_dir(dir) {
+                    let mut siblings: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|f| {
+                            f.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| followable(n) && is_rotation_of(n, base))
+                        })
+                        .collect();
+                    siblings.sort();
+                    candidates.extend(siblings.into_iter().map(|f| (f, true)));
+                }
+            }
+        }
+        for (path, rotated) in candidates {
+            if let Ok(Some(found)) = identify(&path, rotated) {
+                out.push(found);
+            }
         }
     }
     out
 }
 
+/// The file with its fingerprint: FNV-1a 64 of its first line, up to
+/// [`FINGERPRINT_BYTES`].
+fn identify(path: &Path, rotated: bool) -> std::io::Result<Option<Found>> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
+    f.take(FINGERPRINT_BYTES as u64).read_to_end(&mut head)?;
+    let covered = match memchr::memchr(b'\n', &head) {
+        Some(end) => end + 1,
+        None if head.len() == FINGERPRINT_BYTES => head.len(),
+        None => return Ok(None),
+    };
+    let hash = crate::alerts::engine::fnv1a(&[&String::from_utf8_lossy(&head[..covered])]);
+    Ok(Some(Found {
+        path: path.to_path_buf(),
+        fingerprint: format!("{hash:016x}"),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        len: meta.len(),
+        rotated,
+    }))
+}
+
+/// What to do with each file found now, given the committed positions.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Files to read, from these offsets.
+    pub read: Vec<(Found, u64)>,
+    /// Positions to keep as they are (a copy still being written, say).
+    pub keep: BTreeMap<String, Followed>,
+    /// What was noticed, for the log.
+    pub notes: Vec<String>,
+}
+
+/// Matches the files found with the committed positions: a known
+/// fingerprint goes on from its offset (under whatever name it has now);
+/// a new file starts at 0; a rotated sibling never followed is left alone.
+/// Two files with one fingerprint (a copy) are one file: the one whose
+/// inode was followed, else the first by name.
+pub fn plan(found: Vec<Found>, known: &BTreeMap<String, Followed>) -> Plan {
+    let mut by_fp: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    for f in found {
+        by_fp.entry(f.fingerprint.clone()).or_default().push(f);
+    }
+    let mut plan = Plan {
+        read: Vec::new(),
+        keep: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    for (fp, mut files) in by_fp {
+        let k = known.get(&fp);
+        let pick = k
+            .and_then(|k| files.iter().position(|f| f.dev == k.dev && f.ino == k.ino))
+            .unwrap_or(0);
+        let f = files.swap_remove(pick);
+        let Some(k) = k else {
+            if !f.rotated {
+                plan.read.push((f, 0));
+            }
+            continue;
+        };
+        if f.len >= k.offset {
+            if f.path.display().to_string() != k.path {
+                plan.notes.push(format!(
+                    "{} is {} renamed (rotated): going on from byte {}",
+                    f.path.display(),
+                    k.path,
+                    k.offset
+                ));
+            }
+            plan.read.push((f, k.offset));
+        } else if f.dev == k.dev && f.ino == k.ino {
+            plan.notes.push(format!(
+                "{} shrank below byte {} with its first line unchanged: truncated, reading it again from the start",
+                f.path.display(),
+                k.offset
+            ));
+            plan.read.push((f, 0));
+        } else {
+            // Another file with the same beginning, shorter than what was
+            // read: a copy (copytruncate) still being written.
+            plan.keep.insert(fp, k.clone());
+        }
+    }
+    plan
+}
+
 /// At most this much is read from one file per batch.
 const MAX_READ: u64 = 64 << 20;
 
-/// New whole lines of `path` after `offset`: the chunk (messages numbered
-/// from 1 within this read) and the offset after them.
-pub fn read_new(path: &Path, offset: u64) -> std::io::Result<Option<(Chunk, u64)>> {
+/// New whole lines of `file` after `offset`: the chunk (messages numbered
+/// from 1 within this read) and the offset after them. Nothing if the path
+/// no longer names the file that was found (rotated in between).
+pub fn read_new(file: &Found, offset: u64) -> std::io::Result<Option<(Chunk, u64)>> {
+    let path = &file.path;
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let len = f.metadata()?.len();
-    let offset = if len < offset { 0 } else { offset };
-    if len == offset {
+    let meta = f.metadata()?;
+    if (meta.dev(), meta.ino()) != (file.dev, file.ino) {
+        return Ok(None);
+    }
+    let len = meta.len();
+    if len <= offset {
         return Ok(None);
     }
     f.seek(SeekFrom::Start(offset))?;
@@ -59,4 +255,24 @@ pub fn read_new(path: &Path, offset: u64) -> std::io::Result<Option<(Chunk, u64)
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
     let chunk = Chunk::from_texts(&path.display().to_string(), lines);
     Ok(Some((chunk, offset + end as u64 + 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotations_are_recognised_by_name() {
+        for (name, yes) in [
+            ("audit-2026-11-20T08-00-00.000.log", true),
+            ("audit.log.1", true),
+            ("audit.log-20261120", true),
+            ("audit.log", false),
+            ("auditor.log", false),
+            ("other-1.log", false),
+            ("audit-1.txt", false),
+        ] {
+            assert_eq!(is_rotation_of(name, "audit.log"), yes, "{name}");
+        }
+    }
 }

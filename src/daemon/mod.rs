@@ -29,6 +29,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use config::DaemonConfig;
+use follow::Followed;
 use http::Metrics;
 use sinks::Sink;
 use state::{Pending, State, Store};
@@ -78,7 +79,8 @@ struct Daemon {
     state: State,
     metrics: Arc<Metrics>,
     clients: Clients,
-    decoder: Decoder,
+    /// Decodes what the rules read; made again when they change.
+    decoder: Option<Decoder>,
     /// Sinks that failed: when to try again, and the delay that was used.
     backoff: BTreeMap<String, (Instant, Duration)>,
 }
@@ -110,10 +112,11 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
             .with_context(|| format!("listening on {}", config.listen))?;
         let mut engine = Engine::new(rules);
         engine.states = state.rules.clone();
+        mark_new_file_sinks(&sinks, &mut state)?;
         store.save(&mut state)?;
         log(format_args!(
             "started: {} rule(s), {} log group(s), {} file(s), {} sink(s), {} alert(s) pending; metrics on http://{}/metrics",
-            engine.rules.len(),
+            engine.rules().len(),
             config.groups.len(),
             config.follow.len(),
             sinks.len(),
@@ -129,11 +132,29 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
             state,
             metrics,
             clients: Clients::default(),
-            decoder: Decoder::full(),
+            decoder: None,
             backoff: BTreeMap::new(),
         };
         d.main_loop(signals).await
     })
+}
+
+/// A file sink seen for the first time: its length now is where this
+/// daemon's alerts begin, committed before any is written, so a crash before
+/// the first acknowledgement cannot leave a line that is written again.
+fn mark_new_file_sinks(sinks: &[Sink], state: &mut State) -> anyhow::Result<bool> {
+    let mut changed = false;
+    for sink in sinks {
+        if let Sink::File { path } = sink {
+            let name = sink.name();
+            if !state.sink_files.contains_key(&name) {
+                let mark = sinks::mark_of(path).with_context(|| format!("{}", path.display()))?;
+                state.sink_files.insert(name, mark);
+                changed = true;
+            }
+        }
+    }
+    Ok(changed)
 }
 
 struct Signals {
@@ -177,12 +198,19 @@ impl Daemon {
     fn reload(&mut self) {
         let reloaded = DaemonConfig::load(&self.config.path, &self.defaults)
             .map_err(anyhow::Error::from)
-            .and_then(|c| Ok((load_rules(&c)?, build_sinks(&c)?, c)));
+            .and_then(|c| Ok((load_rules(&c)?, build_sinks(&c)?, c)))
+            .and_then(|(rules, sinks, c)| {
+                let mut next = self.state.clone();
+                if mark_new_file_sinks(&sinks, &mut next)? {
+                    self.store.save(&mut next)?;
+                    self.state = next;
+                }
+                Ok((rules, sinks, c))
+            });
         match reloaded {
             Ok((rules, sinks, config)) => {
-                let ids: Vec<String> = rules.iter().map(|r| r.id().to_string()).collect();
-                self.engine.rules = rules;
-                self.engine.states.retain(|id, _| ids.contains(id));
+                self.engine.set_rules(rules);
+                self.decoder = None;
                 self.sinks = sinks;
                 // Sources keep their positions; new ones start now.
                 self.config = DaemonConfig {
@@ -193,7 +221,7 @@ impl Daemon {
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
                 log(format_args!(
                     "reloaded: {} rule(s)",
-                    self.engine.rules.len()
+                    self.engine.rules().len()
                 ));
             }
             Err(e) => {
@@ -231,16 +259,24 @@ impl Daemon {
                 if state.outbox[i].done.contains(&name) {
                     continue;
                 }
-                if let Err(e) = sink.deliver(&state.outbox[i].alert, ATTEMPTS).await {
-                    metrics.sink_error(&name);
-                    let delay = backoff.get(&name).map_or(Duration::from_secs(1), |(_, d)| {
-                        (*d * 2).min(Duration::from_secs(300))
-                    });
-                    backoff.insert(name.clone(), (Instant::now() + delay, delay));
-                    log(format_args!("{e}; its alerts wait (next try in {delay:?})"));
-                    break;
-                }
+                let mark = state.sink_files.get(&name).copied();
+                let mark = match sink.deliver(&state.outbox[i].alert, ATTEMPTS, mark).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        metrics.sink_error(&name);
+                        let delay = backoff.get(&name).map_or(Duration::from_secs(1), |(_, d)| {
+                            (*d * 2).min(Duration::from_secs(300))
+                        });
+                        backoff.insert(name.clone(), (Instant::now() + delay, delay));
+                        log(format_args!("{e}; its alerts wait (next try in {delay:?})"));
+                        break;
+                    }
+                };
                 backoff.remove(&name);
+                // The acknowledgement and the file's new length, together.
+                if let Some(m) = mark {
+                    state.sink_files.insert(name.clone(), m);
+                }
                 state.outbox[i].done.push(name.clone());
                 if let Err(e) = store.save(state) {
                     log(format_args!("{e}"));
@@ -276,12 +312,17 @@ impl Daemon {
             return Ok(());
         }
         let report = Report::new();
-        let (batches, cursors, offsets) = self.read(&report).await?;
+        let (batches, cursors, files) = self.read(&report).await?;
         let counts = report.counts();
         for line in &counts.first {
             log(line);
         }
         let events: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if events == 0 && cursors.is_empty() && files == self.state.files {
+            // Nothing new: nothing to evaluate, nothing to commit. An idle
+            // daemon costs a directory listing and a poll per tick.
+            return Ok(());
+        }
         let committed = self.engine.states.clone();
         let outcome = match self.engine.evaluate(batches).await {
             Ok(o) => o,
@@ -301,7 +342,7 @@ impl Daemon {
                 done: Vec::new(),
             }));
         next.cursors.extend(cursors);
-        next.offsets.extend(offsets);
+        next.files = files;
         next.rules = self.engine.states.clone();
         if let Err(e) = self.store.save(&mut next) {
             self.engine.states = committed;
@@ -326,7 +367,8 @@ impl Daemon {
     }
 
     /// Everything new in every source, with the positions after it
-    /// (committed by the caller).
+    /// (committed by the caller): CloudWatch cursors that moved, and every
+    /// followed file's position.
     #[allow(clippy::type_complexity)]
     async fn read(
         &mut self,
@@ -334,22 +376,36 @@ impl Daemon {
     ) -> anyhow::Result<(
         Vec<RecordBatch>,
         BTreeMap<String, Cursor>,
-        BTreeMap<String, u64>,
+        BTreeMap<String, Followed>,
     )> {
+        if self.decoder.is_none() {
+            self.decoder = Some(Decoder::new(self.engine.columns().await?));
+        }
+        let decoder = self.decoder.as_ref().expect("made above");
         let mut batches = Vec::new();
-        let mut offsets = BTreeMap::new();
-        for path in follow::files(&self.config.follow) {
-            let path = &path;
-            let key = path.display().to_string();
-            let at = self.state.offsets.get(&key).copied().unwrap_or(0);
-            let read = follow::read_new(path, at).with_context(|| format!("reading {key}"))?;
+        let plan = follow::plan(follow::scan(&self.config.follow), &self.state.files);
+        for note in &plan.notes {
+            log(note);
+        }
+        let mut files = plan.keep;
+        for (found, at) in plan.read {
+            let read = follow::read_new(&found, at)
+                .with_context(|| format!("reading {}", found.path.display()))?;
+            let mut offset = at;
             if let Some((chunk, next)) = read {
-                batches.push(self.decoder.decode(&chunk, report)?);
-                offsets.insert(key, next);
+                batches.push(decoder.decode(&chunk, report)?);
+                offset = next;
                 self.metrics
                     .newest_event_ms
                     .store(now_ms(), Ordering::Relaxed);
             }
+            let followed = Followed {
+                offset,
+                path: found.path.display().to_string(),
+                dev: found.dev,
+                ino: found.ino,
+            };
+            files.insert(found.fingerprint, followed);
         }
         let mut cursors = BTreeMap::new();
         let window = Window {
@@ -380,13 +436,13 @@ impl Daemon {
                         .newest_event_ms
                         .fetch_max(newest, Ordering::Relaxed);
                 }
-                batches.push(self.decoder.decode(&chunker.chunk(page, report), report)?);
+                batches.push(decoder.decode(&chunker.chunk(page, report), report)?);
             }
             if let Some(mut c) = last {
                 c.done = false;
                 cursors.insert(key, c);
             }
         }
-        Ok((batches, cursors, offsets))
+        Ok((batches, cursors, files))
     }
 }

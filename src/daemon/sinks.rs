@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::config::{SinkConfig, WebhookFormat};
+use super::state::SinkMark;
 use crate::alerts::Alert;
 
 /// A sink's failure, worded without secrets.
@@ -128,8 +129,14 @@ impl Sink {
     }
 
     /// Delivers one alert, retrying up to `attempts` times with
-    /// exponential backoff and jitter.
-    pub async fn deliver(&self, alert: &Alert, attempts: u32) -> Result<(), SinkError> {
+    /// exponential backoff and jitter. A file sink is given its committed
+    /// mark and returns the new one (see [`append_once`]).
+    pub async fn deliver(
+        &self,
+        alert: &Alert,
+        attempts: u32,
+        mark: Option<SinkMark>,
+    ) -> Result<Option<SinkMark>, SinkError> {
         let mut delay = Duration::from_millis(200);
         let mut last = None;
         for attempt in 0..attempts.max(1) {
@@ -138,8 +145,8 @@ impl Sink {
                 tokio::time::sleep(delay + jitter).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
-            match self.try_deliver(alert).await {
-                Ok(()) => return Ok(()),
+            match self.try_deliver(alert, mark).await {
+                Ok(m) => return Ok(m),
                 Err(reason) => last = Some(reason),
             }
         }
@@ -149,24 +156,25 @@ impl Sink {
         })
     }
 
-    async fn try_deliver(&self, alert: &Alert) -> Result<(), String> {
+    async fn try_deliver(
+        &self,
+        alert: &Alert,
+        mark: Option<SinkMark>,
+    ) -> Result<Option<SinkMark>, String> {
         match self {
             Sink::Stdout => {
                 let line = serde_json::to_string(alert).map_err(|e| e.to_string())?;
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{line}")
                     .and_then(|()| out.flush())
+                    .map(|()| None)
                     .map_err(|e| e.to_string())
             }
             Sink::File { path } => {
-                let line = serde_json::to_string(alert).map_err(|e| e.to_string())?;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| e.to_string())?;
-                writeln!(f, "{line}")
-                    .and_then(|()| f.sync_data())
+                let mut line = serde_json::to_vec(alert).map_err(|e| e.to_string())?;
+                line.push(b'\n');
+                append_once(path, &line, mark)
+                    .map(Some)
                     .map_err(|e| e.to_string())
             }
             Sink::Webhook {
@@ -206,13 +214,85 @@ impl Sink {
                 // Drain the body so the connection can be reused.
                 let _ = response.into_body().collect().await;
                 if status.is_success() {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(format!("HTTP {}", status.as_u16()))
                 }
             }
         }
     }
+}
+
+/// The length and identity of `path` now (a missing file is empty).
+pub fn mark_of(path: &std::path::Path) -> std::io::Result<SinkMark> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(SinkMark {
+            len: m.len(),
+            dev: m.dev(),
+            ino: m.ino(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SinkMark {
+            len: 0,
+            dev: 0,
+            ino: 0,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Appends `line` to `path` exactly once. `mark` is the file as of the
+/// last committed acknowledgement: bytes past it were written by a delivery
+/// whose acknowledgement was never committed (a crash, a failed commit),
+/// so they are cut off before writing again. A file shorter than the mark
+/// or another file at that path (rotated by logrotate) is appended to as
+/// it is, and the log says so. Returns the mark after the line.
+pub fn append_once(
+    path: &std::path::Path,
+    line: &[u8],
+    mark: Option<SinkMark>,
+) -> std::io::Result<SinkMark> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let meta = f.metadata()?;
+    let len = meta.len();
+    if let Some(m) = mark {
+        let same = (m.dev, m.ino) == (meta.dev(), meta.ino());
+        if same && len > m.len {
+            super::log(format_args!(
+                "{}: cut back to {} bytes: the {} byte(s) after it hold alerts whose delivery was not committed, written again now",
+                path.display(),
+                m.len,
+                len - m.len
+            ));
+            f.set_len(m.len)?;
+        } else if same && len < m.len {
+            super::log(format_args!(
+                "{}: shorter ({len} bytes) than committed ({}): truncated by someone else; appending",
+                path.display(),
+                m.len
+            ));
+        } else if !same && m.ino != 0 {
+            super::log(format_args!(
+                "{}: another file than the one written before (rotated?): appending to it",
+                path.display()
+            ));
+        }
+    }
+    let end = f.seek(SeekFrom::End(0))?;
+    f.write_all(line)?;
+    f.sync_data()?;
+    Ok(SinkMark {
+        len: end + line.len() as u64,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
 }
 
 /// A Slack incoming-webhook body.

@@ -11,11 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::follow::{self, Followed};
 use crate::alerts::{Alert, RuleState};
 use crate::error::{Error, Result};
 use crate::source::cloudwatch::Cursor;
 
-const VERSION: u32 = 1;
+/// 2: followed files by fingerprint, file sinks' committed lengths.
+/// A version-1 state is read and moved over (see [`Store::load`]).
+const VERSION: u32 = 2;
 const FILE: &str = "state.json";
 
 /// An alert waiting for sinks.
@@ -33,8 +36,16 @@ pub struct State {
     pub start_ms: i64,
     /// CloudWatch cursor per log group key.
     pub cursors: BTreeMap<String, Cursor>,
-    /// Followed files: bytes consumed (whole lines).
+    /// Version 1's followed files by path (read, then moved to `files`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub offsets: BTreeMap<String, u64>,
+    /// Followed files by fingerprint (see `follow`).
+    #[serde(default)]
+    pub files: BTreeMap<String, Followed>,
+    /// File sinks: the file's length after the last alert acknowledged
+    /// (committed), by sink name.
+    #[serde(default)]
+    pub sink_files: BTreeMap<String, SinkMark>,
     pub rules: BTreeMap<String, RuleState>,
     pub outbox: Vec<Pending>,
     /// When the state was last committed (ms), for the checkpoint-age metric.
@@ -49,11 +60,21 @@ impl State {
             start_ms,
             cursors: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            files: BTreeMap::new(),
+            sink_files: BTreeMap::new(),
             rules: BTreeMap::new(),
             outbox: Vec::new(),
             saved_ms: 0,
         }
     }
+}
+
+/// A file sink's file as of the last committed acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkMark {
+    pub len: u64,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// The state directory: created owner-only, holding `state.json`.
@@ -91,9 +112,31 @@ impl Store {
             path: path.display().to_string(),
             reason,
         };
-        let state: State = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if state.version != VERSION {
-            return Err(bad(format!("version {} is not {VERSION}", state.version)));
+        let mut state: State = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        match state.version {
+            VERSION => {}
+            1 => {
+                // Offsets by path become offsets by fingerprint, for the
+                // files that are still there and still that long.
+                for (path, offset) in std::mem::take(&mut state.offsets) {
+                    let found = follow::scan(&[PathBuf::from(&path)]);
+                    if let Some(f) = found.into_iter().find(|f| !f.rotated && f.len >= offset) {
+                        let followed = Followed {
+                            offset,
+                            path,
+                            dev: f.dev,
+                            ino: f.ino,
+                        };
+                        state.files.insert(f.fingerprint, followed);
+                    }
+                }
+                state.version = VERSION;
+            }
+            v => {
+                return Err(bad(format!(
+                    "version {v} is not {VERSION} (or 1, which is moved over)"
+                )));
+            }
         }
         Ok(Some(state))
     }

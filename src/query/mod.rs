@@ -9,6 +9,7 @@
 
 mod dialect;
 mod names;
+mod prepared;
 pub mod saved;
 mod table;
 pub mod udf;
@@ -37,6 +38,7 @@ use datafusion::sql::parser::DFParserBuilder;
 use crate::error::{Error, Result};
 use crate::report::Report;
 use crate::source::ChunkSource;
+pub use prepared::{BatchSession, Prepared};
 pub use table::AuditTable;
 
 /// The name of the table every query reads.

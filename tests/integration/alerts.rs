@@ -42,11 +42,14 @@ fn alerts_in_batches(rule: &Rule, path: &Path, text: &str, size: usize) -> Vec<A
         for part in lines.chunks(size) {
             let batch = alerts::ndjson_batch(path, &part.join("\n")).unwrap();
             let outcome = engine.evaluate(vec![batch]).await.unwrap();
-            for a in outcome.new.into_iter().chain(outcome.folded) {
+            for a in outcome.closed {
                 found.insert(a.id.clone(), a);
             }
         }
     });
+    for a in engine.finish() {
+        found.insert(a.id.clone(), a);
+    }
     found.into_values().collect()
 }
 

@@ -360,8 +360,10 @@ fn fetch_killed_and_restarted_has_every_event_once() {
             "1h",
             "--page-size",
             "400",
+            // Paced so that a whole fetch (14 pages) outlasts the first
+            // kill: on a fast machine an unpaced one finished before it.
             "--max-tps",
-            "1000",
+            "15",
             "-o",
             &output_s,
         ])

@@ -1,0 +1,203 @@
+//! Hunting: every rule over a set of inputs of any size, in memory bounded
+//! by the rules' state, not by the input.
+//!
+//! Batches are evaluated as they are decoded (each rule's plan made once).
+//! What a rule matches waits in a small reorder buffer until the input has
+//! moved `lateness` past it, and is then fed to the rule's memory in time
+//! order: inside one file, kube-apiserver writes an event when the request
+//! completes, so a 9-minute watch lands behind events received after it.
+//! Alerts are written as soon as they are final (no later event can change
+//! them) and no alert still to come can sort before them, so the stream is
+//! in the same order, with the same ids, as evaluating the whole input as
+//! one batch: ordered by first event, rule, id.
+//!
+//! A matching event more than `lateness` older than the newest event read
+//! before it is evaluated late (out of time order) and counted; the count
+//! is reported, so a user whose inputs overlap more (exports of several
+//! streams given one after the other) knows to raise `--lateness`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::max;
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
+
+use super::engine::{Alert, Hit, Outcome};
+use super::{AlertError, Engine};
+use crate::schema::Column;
+
+/// How many events one evaluation takes (several decoded chunks): larger
+/// batches amortise each rule's run, smaller ones bound memory.
+pub const BATCH_EVENTS: usize = 32_768;
+
+/// Evaluation of a whole input, batch by batch.
+pub struct Hunt {
+    engine: Engine,
+    /// `None`: hold every match to the end (exact time order, memory grows
+    /// with the matches).
+    lateness_us: Option<i64>,
+    /// The longest threshold window: an alert still to come starts no
+    /// earlier than this before the events released so far.
+    max_window_us: i64,
+    /// Per rule: matches not yet fed, waiting for the input to move on.
+    buffers: Vec<Vec<Hit>>,
+    /// Matches at or before this time (µs) have been fed.
+    released_to: Option<i64>,
+    /// The newest event time read (µs).
+    newest: Option<i64>,
+    late: u64,
+    /// Final alerts not yet written, in output order.
+    pending: BTreeMap<(String, String, String), Alert>,
+    written: HashSet<String>,
+}
+
+/// What a hunt saw besides its alerts.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HuntStats {
+    /// Matching events evaluated out of time order (see the module notes).
+    pub late: u64,
+    /// The most matching events waiting in the reorder buffer at once.
+    pub max_buffered: usize,
+}
+
+impl Hunt {
+    pub fn new(engine: Engine, lateness_us: Option<i64>) -> Self {
+        let max_window_us = engine
+            .rules()
+            .iter()
+            .filter_map(|r| r.threshold.map(|(_, w)| w))
+            .max()
+            .unwrap_or(0);
+        let buffers = vec![Vec::new(); engine.rules().len()];
+        Self {
+            engine,
+            lateness_us,
+            max_window_us,
+            buffers,
+            released_to: None,
+            newest: None,
+            late: 0,
+            pending: BTreeMap::new(),
+            written: HashSet::new(),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The columns to decode (see [`Engine::columns`]).
+    pub async fn columns(&mut self) -> Result<Vec<Column>, AlertError> {
+        self.engine.columns().await
+    }
+
+    /// Evaluates a batch of events; returns the alerts that became final
+    /// and can be written, in output order.
+    pub async fn push(
+        &mut self,
+        batches: &[RecordBatch],
+        stats: &mut HuntStats,
+    ) -> Result<Vec<Alert>, AlertError> {
+        let hits = self.engine.hits(batches).await?;
+        for (buf, hits) in self.buffers.iter_mut().zip(hits) {
+            if let Some(done) = self.released_to {
+                self.late += hits.iter().filter(|h| h.ts_us <= done).count() as u64;
+            }
+            buf.extend(hits);
+        }
+        stats.max_buffered = stats
+            .max_buffered
+            .max(self.buffers.iter().map(Vec::len).sum());
+        if let Some(n) = batches.iter().filter_map(newest_us).max() {
+            self.newest = Some(self.newest.map_or(n, |m| m.max(n)));
+        }
+        stats.late = self.late;
+        match (self.lateness_us, self.newest) {
+            (Some(lateness), Some(newest)) => Ok(self.release(newest.saturating_sub(lateness))),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The end of the input: everything is fed, every incident closed.
+    pub fn finish(mut self, stats: &mut HuntStats) -> Vec<Alert> {
+        let mut out = self.release(i64::MAX);
+        for alert in self.engine.finish() {
+            self.hold(alert);
+        }
+        out.extend(self.write_until(None));
+        stats.late = self.late;
+        out
+    }
+
+    /// Feeds every buffered match at or before `cut`, in time order.
+    fn release(&mut self, cut: i64) -> Vec<Alert> {
+        let mut out = Outcome::default();
+        for (i, buf) in self.buffers.iter_mut().enumerate() {
+            if buf.is_empty() {
+                continue;
+            }
+            // Stable, and quick on the long sorted runs this usually is.
+            buf.sort_by(|a, b| (a.ts_us, &a.audit_id).cmp(&(b.ts_us, &b.audit_id)));
+            let n = buf.partition_point(|h| h.ts_us <= cut);
+            if n > 0 {
+                let rest = buf.split_off(n);
+                let ready = std::mem::replace(buf, rest);
+                self.engine.feed(i, ready, &mut out);
+            }
+        }
+        if self.released_to.is_none_or(|r| cut > r) {
+            self.released_to = Some(cut);
+            if cut != i64::MAX {
+                self.engine.expire(cut, &mut out);
+            }
+        }
+        for alert in out.closed {
+            self.hold(alert);
+        }
+        // An alert raised later starts after `cut - max_window`.
+        let safe = cut.saturating_sub(self.max_window_us);
+        self.write_until(Some(safe))
+    }
+
+    fn hold(&mut self, alert: Alert) {
+        let key = (
+            alert.first_seen.clone(),
+            alert.rule.clone(),
+            alert.id.clone(),
+        );
+        self.pending.insert(key, alert);
+    }
+
+    /// The held alerts that start at or before `safe` (all with `None`),
+    /// in order; an id written before (the same event read twice) is not
+    /// written again.
+    fn write_until(&mut self, safe: Option<i64>) -> Vec<Alert> {
+        let bound = safe.map(super::engine::format_us);
+        let mut out = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if bound
+                .as_ref()
+                .is_some_and(|b| entry.key().0.as_str() > b.as_str())
+            {
+                break;
+            }
+            let alert = entry.remove();
+            if self.written.insert(alert.id.clone()) {
+                out.push(alert);
+            }
+        }
+        out
+    }
+}
+
+/// The newest event time in a batch (µs): received, else CloudWatch time.
+fn newest_us(batch: &RecordBatch) -> Option<i64> {
+    let schema = crate::schema::audit_schema();
+    [Column::RequestReceivedTimestamp, Column::LogTimestamp]
+        .iter()
+        .filter_map(|c| batch.column_by_name(schema.field(c.index()).name()))
+        .filter_map(|a| a.as_primitive_opt::<TimestampMicrosecondType>())
+        .filter(|a| a.null_count() < a.len())
+        .filter_map(max)
+        .max()
+}
