@@ -324,6 +324,12 @@ impl RuleState {
         }
     }
 
+    /// When the earliest open incident began (µs): its alert, still to be
+    /// closed, sorts before anything that starts later.
+    pub fn earliest_open(&self) -> Option<i64> {
+        self.open.values().map(|o| o.first_us).min()
+    }
+
     /// Closes every open incident (the end of a hunt).
     pub fn finish(&mut self) -> Vec<Alert> {
         self.open.drain().map(|(_, o)| o.alert).collect()

@@ -154,8 +154,12 @@ impl Hunt {
         for alert in out.closed {
             self.hold(alert);
         }
-        // An alert raised later starts after `cut - max_window`.
-        let safe = cut.saturating_sub(self.max_window_us);
+        // An alert raised later starts after `cut - max_window`; one still
+        // open started when it did. Nothing after either can be written yet.
+        let mut safe = cut.saturating_sub(self.max_window_us);
+        if let Some(open) = self.engine.earliest_open() {
+            safe = safe.min(open.saturating_sub(1));
+        }
         self.write_until(Some(safe))
     }
 

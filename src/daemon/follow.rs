@@ -260,6 +260,202 @@ pub fn read_new(file: &Found, offset: u64) -> std::io::Result<Option<(Chunk, u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    fn line(i: usize) -> String {
+        format!("{{\"auditID\":\"id-{i}\",\"pad\":\"{}\"}}\n", "x".repeat(i % 7))
+    }
+
+    fn append(path: &Path, from: usize, to: usize) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for i in from..to {
+            f.write_all(line(i).as_bytes()).unwrap();
+        }
+    }
+
+    /// One daemon tick over `paths`: reads what the plan says, returns the
+    /// audit ids read and the positions to commit.
+    fn tick(
+        paths: &[PathBuf],
+        known: &BTreeMap<String, Followed>,
+    ) -> (Vec<String>, BTreeMap<String, Followed>) {
+        let plan = plan(scan(paths), known);
+        let mut files = plan.keep;
+        let mut ids = Vec::new();
+        for (f, at) in plan.read {
+            let mut offset = at;
+            if let Some((chunk, next)) = read_new(&f, at).unwrap() {
+                for m in &chunk.messages {
+                    let text = std::str::from_utf8(chunk.text(m)).unwrap();
+                    let v: serde_json::Value = serde_json::from_str(text).unwrap();
+                    ids.push(v["auditID"].as_str().unwrap().to_string());
+                }
+                offset = next;
+            }
+            let followed = Followed {
+                offset,
+                path: f.path.display().to_string(),
+                dev: f.dev,
+                ino: f.ino,
+            };
+            files.insert(f.fingerprint, followed);
+        }
+        ids.sort();
+        (ids, files)
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+        let mut v: Vec<String> = range.map(|i| format!("id-{i}")).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn rename_rotation_goes_on_where_it_stood() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let paths = [dir.path().to_path_buf()];
+        append(&log, 0, 3);
+        let (got, known) = tick(&paths, &BTreeMap::new());
+        assert_eq!(got, ids(0..3));
+        // Lines after the last read, then kube-apiserver's rotation: the
+        // full file renamed in the folder, a new one opened.
+        append(&log, 3, 5);
+        let rotated = dir.path().join("audit-2026-11-20T08-00-00.000.log");
+        std::fs::rename(&log, &rotated).unwrap();
+        append(&log, 5, 6);
+        let (got, known) = tick(&paths, &known);
+        assert_eq!(got, ids(3..6), "the rest of the old file, all of the new");
+        let (got, _) = tick(&paths, &known);
+        assert!(got.is_empty(), "nothing twice: {got:?}");
+    }
+
+    #[test]
+    fn rotation_between_a_read_and_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let paths = [dir.path().to_path_buf()];
+        append(&log, 0, 4);
+        let plan = plan(scan(&paths), &BTreeMap::new());
+        // Read, then rotated before the positions are committed: they are
+        // committed under the old name.
+        let (f, at) = plan.read[0].clone();
+        let (_, next) = read_new(&f, at).unwrap().unwrap();
+        std::fs::rename(&log, dir.path().join("audit-1.log")).unwrap();
+        append(&log, 10, 12);
+        append(&dir.path().join("audit-1.log"), 4, 5);
+        let known = BTreeMap::from([(
+            f.fingerprint.clone(),
+            Followed {
+                offset: next,
+                path: log.display().to_string(),
+                dev: f.dev,
+                ino: f.ino,
+            },
+        )]);
+        let (got, _) = tick(&paths, &known);
+        let mut want = ids(10..12);
+        want.extend(ids(4..5));
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn copytruncate_reads_the_copy_on_and_the_truncated_file_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let paths = [dir.path().to_path_buf()];
+        append(&log, 0, 3);
+        let (_, known) = tick(&paths, &BTreeMap::new());
+        append(&log, 3, 6);
+        // logrotate's copytruncate: copy, then cut the original to 0.
+        let copy = dir.path().join("audit.log-20261120");
+        std::fs::copy(&log, &copy).unwrap();
+        // A tick between the copy and the truncation reads the original
+        // (its inode was followed), not the copy as well.
+        let (got, known) = tick(&paths, &known);
+        assert_eq!(got, ids(3..6));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let (got, known) = tick(&paths, &known);
+        assert!(got.is_empty(), "{got:?}");
+        append(&log, 6, 8);
+        let (got, known) = tick(&paths, &known);
+        assert_eq!(got, ids(6..8));
+        let (got, _) = tick(&paths, &known);
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn a_copy_still_being_written_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let paths = [dir.path().to_path_buf()];
+        append(&log, 0, 5);
+        let (_, known) = tick(&paths, &BTreeMap::new());
+        // The original is gone (truncated and refilled) and its copy holds
+        // only the first lines so far: neither read twice nor skipped.
+        let copy = dir.path().join("audit.log.1");
+        let text = std::fs::read_to_string(&log).unwrap();
+        std::fs::write(&copy, &text[..text.len() / 2]).unwrap();
+        std::fs::write(&log, "").unwrap();
+        let (got, known) = tick(&paths, &known);
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(known.len(), 1, "the position is kept");
+        std::fs::write(&copy, &text).unwrap();
+        append(&copy, 5, 6);
+        let (got, _) = tick(&paths, &known);
+        assert_eq!(got, ids(5..6));
+    }
+
+    #[test]
+    fn new_files_start_at_zero_and_old_rotations_of_a_single_file_are_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        // A backup from before the daemon started, then the live file.
+        append(&dir.path().join("audit-2026-01-01T00-00-00.000.log"), 100, 103);
+        append(&log, 0, 2);
+        let single = [log.clone()];
+        let (got, known) = tick(&single, &BTreeMap::new());
+        assert_eq!(got, ids(0..2), "the backup is not read");
+        // While the daemon is down: more lines, a rotation, a new file.
+        append(&log, 2, 3);
+        std::fs::rename(&log, dir.path().join("audit-2026-11-20T08-00-00.000.log")).unwrap();
+        append(&log, 3, 4);
+        let (got, known) = tick(&single, &known);
+        assert_eq!(got, ids(2..4));
+        // A new file in a followed directory is read from its start.
+        let (got, known) = tick(&[dir.path().to_path_buf()], &known);
+        assert_eq!(got, ids(100..103), "the directory brings the old backup as a new file");
+        append(&dir.path().join("kube-apiserver-2.log"), 200, 201);
+        let (got, _) = tick(&[dir.path().to_path_buf()], &known);
+        assert_eq!(got, ids(200..201));
+    }
+
+    #[test]
+    fn a_file_without_a_whole_first_line_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        std::fs::write(&log, "{\"auditID\":").unwrap();
+        assert!(scan(&[log.clone()]).is_empty());
+        std::fs::write(&log, line(1)).unwrap();
+        let found = scan(&[log.clone()]);
+        assert_eq!(found.len(), 1);
+        append(&log, 2, 3);
+        assert_eq!(
+            scan(&[log])[0].fingerprint,
+            found[0].fingerprint,
+            "growing does not change the fingerprint"
+        );
+    }
 
     #[test]
     fn rotations_are_recognised_by_name() {

@@ -330,3 +330,36 @@ fn slack_body(a: &Alert) -> serde_json::Value {
         ]
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_sink_cuts_back_what_was_never_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.ndjson");
+        let start = mark_of(&path).unwrap();
+        let a = append_once(&path, b"one\n", Some(start)).unwrap();
+        // Written, but the acknowledgement was never committed (a crash):
+        // delivered again from the committed mark, it is there once.
+        append_once(&path, b"two\n", Some(a)).unwrap();
+        let b = append_once(&path, b"two\n", Some(a)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        assert_eq!(b.len, 8);
+        // Rotated away by someone else: a new file is appended to as it is.
+        std::fs::rename(&path, dir.path().join("alerts.ndjson.1")).unwrap();
+        std::fs::write(&path, "other\n").unwrap();
+        let c = append_once(&path, b"three\n", Some(b)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "other\nthree\n");
+        // Truncated in place: shorter than the mark, appended to, not cut.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(2)
+            .unwrap();
+        append_once(&path, b"four\n", Some(c)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "otfour\n");
+    }
+}

@@ -162,3 +162,35 @@ impl Store {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_state_moves_its_offsets_to_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        std::fs::write(&log, "{\"a\":1}\n{\"a\":2}\n").unwrap();
+        let gone = dir.path().join("gone.log");
+        let v1 = serde_json::json!({
+            "version": 1,
+            "start_ms": 5,
+            "cursors": {},
+            "offsets": {log.display().to_string(): 8, gone.display().to_string(): 3},
+            "rules": {},
+            "outbox": []
+        });
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        std::fs::write(store.path(), v1.to_string()).unwrap();
+        let state = store.load().unwrap().unwrap();
+        assert_eq!(state.version, VERSION);
+        assert!(state.offsets.is_empty());
+        let files: Vec<(&str, u64)> = state
+            .files
+            .values()
+            .map(|f| (f.path.as_str(), f.offset))
+            .collect();
+        assert_eq!(files, vec![(log.to_str().unwrap(), 8)]);
+    }
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod cloudwatch;
 mod daemon_files;
+mod daemon_rotation;
 mod fast_path;
 mod formats;
 mod insights;
