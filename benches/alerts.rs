@@ -9,6 +9,11 @@
 //! does after a pause; a second group feeds it as 30 ten-second batches, as
 //! the daemon does when it keeps up.
 //!
+//! A third group feeds the same 10-second batches to an engine made anew
+//! for each (a session and every rule planned again, as the daemon did
+//! before it kept its plans), and `micro-batch-fixed-cost` times a batch of
+//! one event both ways: the fixed cost of a tick.
+//!
 //! `cargo bench --bench alerts`
 
 use std::collections::BTreeMap;
@@ -117,7 +122,52 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+    group.bench_function(
+        format!(
+            "{}-rules-5min-{}x10s-replanned-each-batch",
+            rules.len(),
+            slices.len()
+        ),
+        |b| {
+            // As before plans were kept: a session and every rule planned
+            // again for each micro-batch (the memory carried over).
+            b.iter(|| {
+                let mut states = BTreeMap::new();
+                for part in &slices {
+                    let mut engine = Engine::new(rules.clone());
+                    engine.states = std::mem::take(&mut states);
+                    runtime
+                        .block_on(engine.evaluate(part.clone()))
+                        .expect("evaluating");
+                    states = std::mem::take(&mut engine.states);
+                }
+            })
+        },
+    );
     group.finish();
+
+    // The fixed cost of one micro-batch: a single event, with the plans
+    // kept (what the daemon does now) and made again (what it did).
+    let one = vec![batches[0].slice(0, 1)];
+    let mut fixed = c.benchmark_group("micro-batch-fixed-cost");
+    fixed.sample_size(20);
+    let mut kept = Engine::new(rules.clone());
+    fixed.bench_function("plans-kept", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(kept.evaluate(one.clone()))
+                .expect("evaluating")
+        })
+    });
+    fixed.bench_function("plans-made-again", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(rules.clone());
+            runtime
+                .block_on(engine.evaluate(one.clone()))
+                .expect("evaluating")
+        })
+    });
+    fixed.finish();
 }
 
 criterion_group!(benches, bench);

@@ -78,6 +78,8 @@ const HUMANS: [(&str, &str); 4] = [
     ("dave@example.com", "ReadOnly"),
 ];
 const ACCOUNT: &str = "111122223333";
+/// Worker nodes in the generated cluster.
+const NODES: u8 = 48;
 
 impl Gen {
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -104,8 +106,12 @@ impl Gen {
         format!("{}.{micros:06}Z", t.format("%Y-%m-%dT%H:%M:%S"))
     }
 
+    /// One of the cluster's nodes: a fixed fleet, as a real cluster has,
+    /// so that per-node state (first-seen baselines) stays the size of the
+    /// fleet however long the trail.
     fn node_ip(&mut self) -> String {
-        format!("192.168.{}.{}", self.rng.u8(0..64), self.rng.u8(1..255))
+        let i = u32::from(self.rng.u8(0..NODES));
+        format!("192.168.{}.{}", (i * 5) % 64, (i * 37) % 254 + 1)
     }
 
     fn event(&mut self) -> Value {
@@ -603,6 +609,36 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(&line)?;
     }
     out.flush()
+}
+
+/// A generator that goes on where it stopped: a long trail written in
+/// pieces (soak tests feed a daemon a million events this way).
+pub struct Trail {
+    inner: Gen,
+}
+
+impl Trail {
+    pub fn new(seed: u64, mix: Mix) -> Self {
+        Self {
+            inner: Gen {
+                rng: fastrand::Rng::with_seed(seed),
+                now_us: START_US,
+                n: 0,
+                mix,
+            },
+        }
+    }
+
+    /// The next `events` events, as NDJSON.
+    pub fn next_ndjson(&mut self, events: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..events {
+            let ev = self.inner.event();
+            serde_json::to_writer(&mut out, &ev).expect("writing to memory cannot fail");
+            out.push(b'\n');
+        }
+        out
+    }
 }
 
 /// `events` NDJSON events from `seed`, in memory (benchmarks and tests).

@@ -290,6 +290,24 @@ impl RuleState {
         if let Some(learn) = rule.first_seen_learn_us {
             self.baseline.retain(|_, t| *t > now - learn);
         }
+        if let Some(ttl) = rule.dedup_ttl_us {
+            self.close_before(now - ttl, out);
+        }
+    }
+
+    /// Closes the incidents that began at or before `cutoff`.
+    fn close_before(&mut self, cutoff: i64, out: &mut Outcome) {
+        let expired: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.first_us <= cutoff)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            if let Some(o) = self.open.remove(&k) {
+                out.closed.push(o.alert);
+            }
+        }
     }
 
     /// Everything at or before `now - window` can no longer matter to hits
@@ -310,17 +328,7 @@ impl RuleState {
             self.baseline.retain(|_, t| *t > now - learn);
         }
         if let Some(ttl) = rule.dedup_ttl_us {
-            let expired: Vec<String> = self
-                .open
-                .iter()
-                .filter(|(_, o)| o.first_us <= now - ttl)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in expired {
-                if let Some(o) = self.open.remove(&k) {
-                    out.closed.push(o.alert);
-                }
-            }
+            self.close_before(now.saturating_sub(ttl), out);
         }
     }
 

@@ -316,7 +316,10 @@ impl Engine {
 
     /// When the earliest incident still open began (µs).
     pub fn earliest_open(&self) -> Option<i64> {
-        self.states.values().filter_map(RuleState::earliest_open).min()
+        self.states
+            .values()
+            .filter_map(RuleState::earliest_open)
+            .min()
     }
 
     /// Closes every open incident: the alerts as they stand at the end.

@@ -263,7 +263,10 @@ mod tests {
     use std::io::Write;
 
     fn line(i: usize) -> String {
-        format!("{{\"auditID\":\"id-{i}\",\"pad\":\"{}\"}}\n", "x".repeat(i % 7))
+        format!(
+            "{{\"auditID\":\"id-{i}\",\"pad\":\"{}\"}}\n",
+            "x".repeat(i % 7)
+        )
     }
 
     fn append(path: &Path, from: usize, to: usize) {
@@ -421,7 +424,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
         // A backup from before the daemon started, then the live file.
-        append(&dir.path().join("audit-2026-01-01T00-00-00.000.log"), 100, 103);
+        append(
+            &dir.path().join("audit-2026-01-01T00-00-00.000.log"),
+            100,
+            103,
+        );
         append(&log, 0, 2);
         let single = [log.clone()];
         let (got, known) = tick(&single, &BTreeMap::new());
@@ -434,7 +441,11 @@ mod tests {
         assert_eq!(got, ids(2..4));
         // A new file in a followed directory is read from its start.
         let (got, known) = tick(&[dir.path().to_path_buf()], &known);
-        assert_eq!(got, ids(100..103), "the directory brings the old backup as a new file");
+        assert_eq!(
+            got,
+            ids(100..103),
+            "the directory brings the old backup as a new file"
+        );
         append(&dir.path().join("kube-apiserver-2.log"), 200, 201);
         let (got, _) = tick(&[dir.path().to_path_buf()], &known);
         assert_eq!(got, ids(200..201));

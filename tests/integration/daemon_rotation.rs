@@ -157,10 +157,16 @@ fn rotating_and_killed(how: Rotation) {
     assert!(daemon.wait().unwrap().success());
     let got = got();
     let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "{how:?}: written more than once: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "{how:?}: written more than once: {twice:?}"
+    );
     let ids: Vec<String> = got.into_keys().collect();
     assert_eq!(ids, expected, "{how:?}");
-    assert!(kills >= 4 && rotations >= 4, "{kills} kills, {rotations} rotations");
+    assert!(
+        kills >= 4 && rotations >= 4,
+        "{kills} kills, {rotations} rotations"
+    );
     eprintln!(
         "{how:?}: {} alerts, each once, over {kills} kills and {rotations} rotations",
         expected.len()

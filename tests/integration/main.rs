@@ -8,6 +8,7 @@ mod cli;
 mod cloudwatch;
 mod daemon_files;
 mod daemon_rotation;
+mod daemon_soak;
 mod fast_path;
 mod formats;
 mod insights;
