@@ -248,12 +248,11 @@ fn trim(
         if let (Some(counts), Some(v)) = (
             counts.as_deref_mut(),
             d.and_then(|d| distinct_value(&old, d)),
-        ) {
-            if let Some(n) = counts.get_mut(v) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(v);
-                }
+        ) && let Some(n) = counts.get_mut(v)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(v);
             }
         }
     }

@@ -456,9 +456,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
         std::fs::write(&log, "{\"auditID\":").unwrap();
-        assert!(scan(&[log.clone()]).is_empty());
+        assert!(scan(std::slice::from_ref(&log)).is_empty());
         std::fs::write(&log, line(1)).unwrap();
-        let found = scan(&[log.clone()]);
+        let found = scan(std::slice::from_ref(&log));
         assert_eq!(found.len(), 1);
         append(&log, 2, 3);
         assert_eq!(

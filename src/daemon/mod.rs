@@ -176,13 +176,13 @@ fn failpoint(name: &str) {
 fn mark_new_file_sinks(sinks: &[Sink], state: &mut State) -> anyhow::Result<bool> {
     let mut changed = false;
     for sink in sinks {
-        if let Sink::File { path } = sink {
-            let name = sink.name();
-            if !state.sink_files.contains_key(&name) {
-                let mark = sinks::mark_of(path).with_context(|| format!("{}", path.display()))?;
-                state.sink_files.insert(name, mark);
-                changed = true;
-            }
+        if let Sink::File { path } = sink
+            && let std::collections::btree_map::Entry::Vacant(e) =
+                state.sink_files.entry(sink.name())
+        {
+            let mark = sinks::mark_of(path).with_context(|| format!("{}", path.display()))?;
+            e.insert(mark);
+            changed = true;
         }
     }
     Ok(changed)
