@@ -4,6 +4,7 @@
 //! The shipped rules are compiled into the binary, so `eksaudit alerts`
 //! works from anywhere; `--rules DIR` reads others.
 
+pub(crate) mod alert;
 pub mod engine;
 pub mod hunt;
 pub mod rule;

@@ -40,6 +40,18 @@ pub struct Followed {
     pub ino: u64,
 }
 
+impl Followed {
+    /// `found`, consumed up to `offset`.
+    pub fn at(found: &Found, offset: u64) -> Self {
+        Self {
+            offset,
+            path: found.path.display().to_string(),
+            dev: found.dev,
+            ino: found.ino,
+        }
+    }
+}
+
 /// A file that may be followed, as found now.
 #[derive(Debug, Clone)]
 pub struct Found {
@@ -147,7 +159,7 @@ fn identify(path: &Path, rotated: bool) -> std::io::Result<Option<Found>> {
         None if head.len() == FINGERPRINT_BYTES => head.len(),
         None => return Ok(None),
     };
-    let hash = crate::alerts::engine::fnv1a(&[&String::from_utf8_lossy(&head[..covered])]);
+    let hash = crate::alerts::alert::fnv1a(&[&String::from_utf8_lossy(&head[..covered])]);
     Ok(Some(Found {
         path: path.to_path_buf(),
         fingerprint: format!("{hash:016x}"),
@@ -299,13 +311,7 @@ mod tests {
                 }
                 offset = next;
             }
-            let followed = Followed {
-                offset,
-                path: f.path.display().to_string(),
-                dev: f.dev,
-                ino: f.ino,
-            };
-            files.insert(f.fingerprint, followed);
+            files.insert(f.fingerprint.clone(), Followed::at(&f, offset));
         }
         ids.sort();
         (ids, files)
@@ -351,15 +357,7 @@ mod tests {
         std::fs::rename(&log, dir.path().join("audit-1.log")).unwrap();
         append(&log, 10, 12);
         append(&dir.path().join("audit-1.log"), 4, 5);
-        let known = BTreeMap::from([(
-            f.fingerprint.clone(),
-            Followed {
-                offset: next,
-                path: log.display().to_string(),
-                dev: f.dev,
-                ino: f.ino,
-            },
-        )]);
+        let known = BTreeMap::from([(f.fingerprint.clone(), Followed::at(&f, next))]);
         let (got, _) = tick(&paths, &known);
         let mut want = ids(10..12);
         want.extend(ids(4..5));

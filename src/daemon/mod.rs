@@ -432,13 +432,7 @@ impl Daemon {
                     .newest_event_ms
                     .store(now_ms(), Ordering::Relaxed);
             }
-            let followed = Followed {
-                offset,
-                path: found.path.display().to_string(),
-                dev: found.dev,
-                ino: found.ino,
-            };
-            files.insert(found.fingerprint, followed);
+            files.insert(found.fingerprint.clone(), Followed::at(&found, offset));
         }
         let mut cursors = BTreeMap::new();
         let window = Window {

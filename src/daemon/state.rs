@@ -121,13 +121,9 @@ impl Store {
                 for (path, offset) in std::mem::take(&mut state.offsets) {
                     let found = follow::scan(&[PathBuf::from(&path)]);
                     if let Some(f) = found.into_iter().find(|f| !f.rotated && f.len >= offset) {
-                        let followed = Followed {
-                            offset,
-                            path,
-                            dev: f.dev,
-                            ino: f.ino,
-                        };
-                        state.files.insert(f.fingerprint, followed);
+                        state
+                            .files
+                            .insert(f.fingerprint.clone(), Followed::at(&f, offset));
                     }
                 }
                 state.version = VERSION;

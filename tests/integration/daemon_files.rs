@@ -80,17 +80,9 @@ fn follows_a_file_reloads_on_sighup_and_holds_alerts_for_a_sink_that_is_down() {
     let alerts = dir.path().join("alerts.ndjson");
     let state = dir.path().join("state");
     // A webhook on a port where nothing listens yet.
-    let hook_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let hook_port = crate::free_port();
     let hook = format!("http://127.0.0.1:{hook_port}/hook");
-    let metrics_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let metrics_port = crate::free_port();
     let config = dir.path().join("eksaudit.toml");
     std::fs::write(
         &config,
@@ -108,17 +100,7 @@ fn follows_a_file_reloads_on_sighup_and_holds_alerts_for_a_sink_that_is_down() {
     // stays in the outbox until it has it too.
     append(&log, &events("exec-into-pod.fires.ndjson"));
     wait_for(&alerts, "exec-into-pod", 1);
-    let metrics = || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    };
+    let metrics = || crate::http_get(metrics_port, "/metrics").unwrap();
     let wait_metric = |m: &str| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !metrics().contains(m) {

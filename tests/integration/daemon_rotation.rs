@@ -98,11 +98,7 @@ fn rotating_and_killed(how: Rotation) {
     let log = logs.join("audit.log");
     let sink = dir.path().join("alerts.ndjson");
     let config = dir.path().join("eksaudit.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::free_port();
     std::fs::write(
         &config,
         format!(

@@ -3,7 +3,7 @@
 //! resident memory after the last batch stays within 20% of what it was
 //! after the first 100,000.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,15 +35,8 @@ fn rss_kb(child: &Child) -> u64 {
 }
 
 fn events_in(port: u16) -> u64 {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
+    // Not listening yet (still starting): nothing read.
+    let text = crate::http_get(port, "/metrics").unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("eksaudit_events_in_total "))
         .and_then(|v| v.trim().parse().ok())
@@ -84,11 +77,7 @@ fn append(path: &Path, bytes: &[u8]) {
 fn a_million_events_leave_memory_flat() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::free_port();
     let config = dir.path().join("eksaudit.toml");
     std::fs::write(
         &config,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Moto, now_ms};
-use crate::root;
+use crate::{free_port, root};
 
 /// What the receiver got: (Idempotency-Key header, body), in order.
 type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
@@ -87,14 +87,6 @@ fn alert_ids(json_lines: &str) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(moto: &Moto, config: &std::path::Path, hook: &str) -> Child {
