@@ -111,9 +111,9 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let mut engine = Engine::new(rules);
-        engine.states = state.rules.clone();
+        engine.states = std::mem::take(&mut state.rules);
         mark_new_file_sinks(&sinks, &mut state)?;
-        store.save(&mut state)?;
+        store.save(&mut state, &engine.states)?;
         log(format_args!(
             "started: {} rule(s), {} log group(s), {} file(s), {} sink(s), {} alert(s) pending; metrics on http://{}/metrics",
             engine.rules().len(),
@@ -139,18 +139,15 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
     })
 }
 
-/// Gives memory freed by the tick back to the system. A tick allocates a
-/// batch, the rules' outputs and copies of the state, then frees them; glibc
-/// keeps freed memory in its per-thread arenas, so without this a daemon's
-/// resident size creeps up with its largest ticks instead of following what
-/// it holds (what a container memory limit sees).
+/// Gives the memory a tick freed back to the system now (mimalloc, the
+/// binary's allocator, would otherwise keep it a while for reuse): a tick
+/// allocates a batch, the rules' outputs and the state's serialised form,
+/// then frees them, and a daemon's resident size should follow what it
+/// holds, not its largest tick (what a container's memory limit sees).
 fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own
-    // heaps to the kernel; it takes no pointers and is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    // SAFETY: mi_collect takes no pointers; it frees memory mimalloc
+    // already holds as free (a no-op where another allocator is in use).
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Crash tests: `EKSAUDIT_FAILPOINT=NAME:N` aborts the process the N-th
@@ -218,7 +215,7 @@ impl Daemon {
         // Drain: what is pending gets one more chance, then the state.
         self.backoff.clear();
         self.deliver().await;
-        self.store.save(&mut self.state)?;
+        self.store.save(&mut self.state, &self.engine.states)?;
         log(format_args!(
             "stopped; {} alert(s) pending",
             self.state.outbox.len()
@@ -233,7 +230,7 @@ impl Daemon {
             .and_then(|(rules, sinks, c)| {
                 let mut next = self.state.clone();
                 if mark_new_file_sinks(&sinks, &mut next)? {
-                    self.store.save(&mut next)?;
+                    self.store.save(&mut next, &self.engine.states)?;
                     self.state = next;
                 }
                 Ok((rules, sinks, c))
@@ -274,6 +271,7 @@ impl Daemon {
             store,
             metrics,
             backoff,
+            engine,
             ..
         } = self;
         for sink in sinks.iter() {
@@ -310,7 +308,7 @@ impl Daemon {
                     state.sink_files.insert(name.clone(), m);
                 }
                 state.outbox[i].done.push(name.clone());
-                if let Err(e) = store.save(state) {
+                if let Err(e) = store.save(state, &engine.states) {
                     log(format_args!("{e}"));
                     return;
                 }
@@ -322,7 +320,7 @@ impl Daemon {
             .outbox
             .retain(|p| !names.iter().all(|n| p.done.contains(n)));
         if state.outbox.len() != before
-            && let Err(e) = store.save(state)
+            && let Err(e) = store.save(state, &engine.states)
         {
             log(format_args!("{e}"));
         }
@@ -375,8 +373,7 @@ impl Daemon {
             }));
         next.cursors.extend(cursors);
         next.files = files;
-        next.rules = self.engine.states.clone();
-        if let Err(e) = self.store.save(&mut next) {
+        if let Err(e) = self.store.save(&mut next, &self.engine.states) {
             self.engine.states = committed;
             return Err(e.into());
         }

@@ -46,6 +46,10 @@ pub struct State {
     /// (committed), by sink name.
     #[serde(default)]
     pub sink_files: BTreeMap<String, SinkMark>,
+    /// Every rule's memory, as read from the file. While the daemon runs
+    /// the engine holds it (one copy, not two) and [`Store::save`] writes
+    /// the engine's.
+    #[serde(default, skip_serializing)]
     pub rules: BTreeMap<String, RuleState>,
     pub outbox: Vec<Pending>,
     /// When the state was last committed (ms), for the checkpoint-age metric.
@@ -137,8 +141,15 @@ impl Store {
         Ok(Some(state))
     }
 
-    /// Temp file (owner-only), fsync, rename, fsync of the directory.
-    pub fn save(&self, state: &mut State) -> Result<()> {
+    /// Writes `state` with the rules' memory `rules`: temp file
+    /// (owner-only), fsync, rename, fsync of the directory.
+    pub fn save(&self, state: &mut State, rules: &BTreeMap<String, RuleState>) -> Result<()> {
+        #[derive(Serialize)]
+        struct Saved<'a> {
+            #[serde(flatten)]
+            state: &'a State,
+            rules: &'a BTreeMap<String, RuleState>,
+        }
         state.saved_ms = crate::source::cloudwatch::now_ms();
         let path = self.path();
         let io = |e| Error::io(path.display().to_string(), e);
@@ -151,7 +162,7 @@ impl Store {
             options.mode(0o600);
         }
         let mut f = options.open(&tmp).map_err(io)?;
-        let bytes = serde_json::to_vec(state).map_err(|e| io(e.into()))?;
+        let bytes = serde_json::to_vec(&Saved { state, rules }).map_err(|e| io(e.into()))?;
         f.write_all(&bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
         fs::rename(&tmp, &path).map_err(io)?;

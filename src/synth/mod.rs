@@ -56,6 +56,8 @@ struct Gen {
     now_us: i64,
     n: u64,
     mix: Mix,
+    /// Mean time between events (µs), instead of the mix's own pace.
+    mean_step_us: Option<u32>,
 }
 
 const NAMESPACES: [&str; 6] = [
@@ -117,12 +119,22 @@ impl Gen {
         format!("192.168.{}.{}", (i * 5) % 64, (i * 37) % 254 + 1)
     }
 
+    /// Moves the clock on by a random step from the mix's `range` (µs),
+    /// or around the trail's own pace if it has one.
+    fn advance(&mut self, range: std::ops::Range<u32>) {
+        let step = match self.mean_step_us {
+            Some(mean) => self.rng.u32(0..=2 * mean),
+            None => self.rng.u32(range),
+        };
+        self.now_us += i64::from(step);
+    }
+
     fn event(&mut self) -> Value {
         self.n += 1;
         let roll = self.rng.u32(0..1000);
         let request = match self.mix {
             Mix::Default => {
-                self.now_us += i64::from(self.rng.u32(50..4000));
+                self.advance(50..4000);
                 match roll {
                     0..=349 => self.kubelet(),
                     350..=649 => self.controller(),
@@ -133,7 +145,7 @@ impl Gen {
                 }
             }
             Mix::Busy => {
-                self.now_us += i64::from(self.rng.u32(50..40_000));
+                self.advance(50..40_000);
                 match roll {
                     0..=199 => self.cluster_creator(),
                     200..=449 => self.kubelet(),
@@ -279,6 +291,7 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> {
         now_us: START_US,
         n: 0,
         mix: opts.mix,
+        mean_step_us: None,
     };
     let mut line = Vec::with_capacity(4096);
     for _ in 0..opts.events {
@@ -311,8 +324,16 @@ impl Trail {
                 now_us: START_US,
                 n: 0,
                 mix,
+                mean_step_us: None,
             },
         }
+    }
+
+    /// The same requests at `events_per_second` on average (a cluster
+    /// writing a few million events a day makes ~50 a second).
+    pub fn per_second(mut self, events_per_second: u32) -> Self {
+        self.inner.mean_step_us = Some(1_000_000 / events_per_second.max(1));
+        self
     }
 
     /// The next `events` events, as NDJSON.
