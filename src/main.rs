@@ -3,13 +3,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc, as datafusion-cli uses: quicker than glibc's for DataFusion's
-/// many small allocations across threads, and it returns freed memory to
-/// the system instead of keeping it in per-thread arenas (a daemon's
-/// resident size then follows what it holds).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     match eksaudit::cli::run(std::env::args_os()) {
         Ok(code) => code,

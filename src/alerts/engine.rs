@@ -73,24 +73,25 @@ pub fn hits(batches: &[RecordBatch], key_count: usize) -> Vec<Hit> {
                     .collect()
             })
             .unwrap_or_else(|| vec![0; batch.num_rows()]);
-        let audit_id = col("audit_id").or_else(|| col("auditID"));
-        let fields: Vec<(&str, Vec<Option<String>>)> = HIT_COLUMNS
+        let mut audit_id = col("audit_id").or_else(|| col("auditID"));
+        let mut fields: Vec<(&str, Vec<Option<String>>)> = HIT_COLUMNS
             .iter()
             .filter(|(n, _)| !matches!(*n, "audit_id" | "ts"))
             .filter_map(|(n, _)| col(n).map(|v| (*n, v)))
             .collect();
-        let keys: Vec<Vec<Option<String>>> = (0..key_count)
+        let mut keys: Vec<Vec<Option<String>>> = (0..key_count)
             .map(|k| col(&format!("k{k}")).unwrap_or_else(|| vec![None; batch.num_rows()]))
             .collect();
+        // Each value is moved into its hit, not copied.
         for r in 0..batch.num_rows() {
             out.push(Hit {
-                audit_id: audit_id.as_ref().and_then(|a| a[r].clone()),
+                audit_id: audit_id.as_mut().and_then(|a| a[r].take()),
                 ts_us: ts[r],
                 fields: fields
-                    .iter()
-                    .filter_map(|(n, v)| v[r].clone().map(|s| (n.to_string(), s)))
+                    .iter_mut()
+                    .filter_map(|(n, v)| v[r].take().map(|s| (n.to_string(), s)))
                     .collect(),
-                keys: keys.iter().map(|k| k[r].clone()).collect(),
+                keys: keys.iter_mut().map(|k| k[r].take()).collect(),
             });
         }
     }

@@ -67,35 +67,73 @@ fn load(args: &RulesArgs) -> anyhow::Result<Vec<Rule>> {
         .map_err(|e| anyhow::anyhow!("{e} (eksaudit alerts lint lists every problem)"))
 }
 
-/// Reads and decodes `source` on two threads of their own (framing, then
-/// decoding), handing batches over a short queue so memory stays bounded.
+/// Reads `source` on a thread of its own and decodes it on `threads` more,
+/// handing the batches over in input order (a reorder step numbers the
+/// chunks) through short queues, so memory stays bounded.
 fn decoded(
     source: FileSource,
     decoder: Decoder,
     report: Arc<Report>,
+    threads: usize,
 ) -> tokio::sync::mpsc::Receiver<anyhow::Result<RecordBatch>> {
-    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(2);
+    type Numbered = (u64, anyhow::Result<RecordBatch>);
+    let threads = threads.max(1);
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(u64, Chunk)>(threads);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Numbered>(threads);
     let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let read_tx = tx.clone();
-    std::thread::Builder::new()
-        .name("eksaudit-read".into())
-        .spawn(move || {
-            if let Err(e) = source.run(&mut |chunk| chunk_tx.send(chunk).is_ok()) {
-                let _ = read_tx.blocking_send(Err(e.into()));
+    let read_done = done_tx.clone();
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .expect("spawning a reader or decoder thread");
+    };
+    spawn(
+        "eksaudit-read",
+        Box::new(move || {
+            let mut seq = 0;
+            let result = source.run(&mut |chunk| {
+                seq += 1;
+                chunk_tx.send((seq - 1, chunk)).is_ok()
+            });
+            if let Err(e) = result {
+                // Numbered after the chunks before it.
+                let _ = read_done.send((seq, Err(e.into())));
             }
-        })
-        .expect("spawning the reader thread");
-    std::thread::Builder::new()
-        .name("eksaudit-decode".into())
-        .spawn(move || {
-            for chunk in chunk_rx {
-                let batch = decoder.decode(&chunk, &report).map_err(Into::into);
-                if tx.blocking_send(batch).is_err() {
-                    break;
+        }),
+    );
+    for _ in 0..threads {
+        let (chunks, done) = (chunk_rx.clone(), done_tx.clone());
+        let (decoder, report) = (decoder.clone(), report.clone());
+        spawn(
+            "eksaudit-decode",
+            Box::new(move || {
+                for (seq, chunk) in chunks {
+                    let batch = decoder.decode(&chunk, &report).map_err(Into::into);
+                    if done.send((seq, batch)).is_err() {
+                        break;
+                    }
+                }
+            }),
+        );
+    }
+    drop(done_tx);
+    spawn(
+        "eksaudit-order",
+        Box::new(move || {
+            let mut next = 0;
+            let mut waiting = BTreeMap::new();
+            for (seq, item) in done_rx {
+                waiting.insert(seq, item);
+                while let Some(item) = waiting.remove(&next) {
+                    if tx.blocking_send(item).is_err() {
+                        return;
+                    }
+                    next += 1;
                 }
             }
-        })
-        .expect("spawning the decoder thread");
+        }),
+    );
     rx
 }
 
@@ -120,7 +158,8 @@ async fn hunt(run: &AlertsRunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCo
     let progress = std::io::stderr()
         .is_terminal()
         .then(|| super::progress::Progress::start(report.clone(), total));
-    let mut batches = decoded(source, decoder, report.clone());
+    let threads = crate::query::default_partitions();
+    let mut batches = decoded(source, decoder, report.clone(), threads);
     let mut stats = HuntStats::default();
     let mut found: Vec<Alert> = Vec::new();
     let mut count = 0usize;

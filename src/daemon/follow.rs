@@ -262,10 +262,7 @@ pub fn read_new(file: &Found, offset: u64) -> std::io::Result<Option<(Chunk, u64
         return Ok(None); // a line still being written
     };
     buf.truncate(end + 1);
-    let lines = buf
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
-    let chunk = Chunk::from_texts(&path.display().to_string(), lines);
+    let chunk = Chunk::from_lines(&path.display().to_string(), buf);
     Ok(Some((chunk, offset + end as u64 + 1)))
 }
 

@@ -86,6 +86,7 @@ struct Daemon {
 }
 
 pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::process::ExitCode> {
+    allocate_large_blocks_apart();
     let config = DaemonConfig::load(config_path, &defaults)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,15 +140,32 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
     })
 }
 
-/// Gives the memory a tick freed back to the system now (mimalloc, the
-/// binary's allocator, would otherwise keep it a while for reuse): a tick
-/// allocates a batch, the rules' outputs and the state's serialised form,
-/// then frees them, and a daemon's resident size should follow what it
-/// holds, not its largest tick (what a container's memory limit sees).
+/// Blocks of 256 KB and more (read buffers, Arrow arrays of a batch) are
+/// mapped on their own and unmapped when freed, instead of glibc's default,
+/// which raises that threshold as the program frees large blocks and then
+/// carves them out of the heap, where the state's small allocations pin
+/// them: a daemon's resident size then steps up with its largest ticks.
+fn allocate_large_blocks_apart() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
+/// Gives the memory a tick freed back to the system. A tick allocates a
+/// batch, the rules' outputs and the state's serialised form, then frees
+/// them; glibc keeps freed memory in its arenas, so without this a daemon's
+/// resident size follows its largest tick instead of what it holds (what a
+/// container's memory limit sees).
 fn release_free_memory() {
-    // SAFETY: mi_collect takes no pointers; it frees memory mimalloc
-    // already holds as free (a no-op where another allocator is in use).
-    unsafe { libmimalloc_sys::mi_collect(true) }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it returns free pages of the
+    // allocator's own heaps to the kernel and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Crash tests: `EKSAUDIT_FAILPOINT=NAME:N` aborts the process the N-th

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -161,9 +160,11 @@ impl Store {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut f = options.open(&tmp).map_err(io)?;
-        let bytes = serde_json::to_vec(&Saved { state, rules }).map_err(|e| io(e.into()))?;
-        f.write_all(&bytes).map_err(io)?;
+        let f = options.open(&tmp).map_err(io)?;
+        // Written as it is serialised: no copy of the whole state in memory.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, f);
+        serde_json::to_writer(&mut out, &Saved { state, rules }).map_err(|e| io(e.into()))?;
+        let f = out.into_inner().map_err(|e| io(e.into_error()))?;
         f.sync_all().map_err(io)?;
         fs::rename(&tmp, &path).map_err(io)?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)

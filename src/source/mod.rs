@@ -68,6 +68,31 @@ impl Chunk {
         self.messages.is_empty()
     }
 
+    /// A chunk of the non-blank lines of `buf` (which it keeps, without
+    /// copying), numbered from line 1 as [`from_texts`](Self::from_texts)
+    /// numbers its texts.
+    pub fn from_lines(file: &str, buf: Vec<u8>) -> Self {
+        let origin = Arc::new(Origin {
+            file: Arc::from(file),
+            ..Origin::default()
+        });
+        let mut messages = Vec::new();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &buf).chain(std::iter::once(buf.len())) {
+            if !buf[start..end].iter().all(u8::is_ascii_whitespace) {
+                messages.push(Message {
+                    start,
+                    end,
+                    line: messages.len() as u64 + 1,
+                    origin: origin.clone(),
+                    cw: CwMeta::default(),
+                });
+            }
+            start = end + 1;
+        }
+        Chunk { buf, messages }
+    }
+
     /// A chunk of `texts` from one file, a message per text, numbered from
     /// line 1 (benchmarks and tests build chunks without a file).
     pub fn from_texts<'t>(file: &str, texts: impl IntoIterator<Item = &'t [u8]>) -> Self {
