@@ -157,6 +157,15 @@ pub struct BatchSession {
 impl BatchSession {
     pub fn new(partitions: usize) -> Result<Self> {
         let ctx = context(partitions)?;
+        // These two move struct and map field reads (`user.extra['arn']`)
+        // below the filter, into a projection over every row: a win where a
+        // scan can prune nested columns (Parquet), a loss over batches in
+        // memory, where a rule's filter keeps few rows and a map lookup per
+        // row is most of what the rule costs (the profile of a hunt: 27% of
+        // its time in that projection).
+        for rule in ["extract_leaf_expressions", "push_down_leaf_projections"] {
+            ctx.remove_optimizer_rule(rule);
+        }
         let table = Arc::new(SlotTable {
             rows: Arc::default(),
             partitions: partitions.max(1),
