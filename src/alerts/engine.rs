@@ -102,9 +102,20 @@ pub fn hits(batches: &[RecordBatch], key_count: usize) -> Vec<Hit> {
 /// An alert whose incident is still open (dedup), with its times.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Open {
+    /// `last_seen` as raised; [`Open::into_alert`] brings it up to date.
     alert: Alert,
     first_us: i64,
     last_us: i64,
+}
+
+impl Open {
+    /// The incident's alert as it stands, `last_seen` written out (kept as
+    /// a number while events fold in, not formatted for each of them).
+    fn into_alert(self) -> Alert {
+        let mut alert = self.alert;
+        alert.last_seen = format_us(self.last_us);
+        alert
+    }
 }
 
 /// The memory of one rule across batches.
@@ -224,7 +235,7 @@ impl RuleState {
     /// Closes the incidents that began at or before `cutoff`.
     fn close_before(&mut self, cutoff: i64, out: &mut Outcome) {
         let expired = self.open.extract_if(|_, o| o.first_us <= cutoff);
-        out.closed.extend(expired.map(|(_, o)| o.alert));
+        out.closed.extend(expired.map(|(_, o)| o.into_alert()));
     }
 
     /// Everything at or before `now - window` can no longer matter to hits
@@ -249,7 +260,7 @@ impl RuleState {
 
     /// Closes every open incident (the end of a hunt).
     pub fn finish(&mut self) -> Vec<Alert> {
-        self.open.drain().map(|(_, o)| o.alert).collect()
+        self.open.drain().map(|(_, o)| o.into_alert()).collect()
     }
 
     fn threshold(&mut self, rule: &Rule, hit: Hit, count: u64, window: i64) -> Vec<Hit> {
@@ -331,7 +342,7 @@ impl RuleState {
                 .is_some_and(|o| o.first_us <= last.ts_us - ttl)
                 && let Some(o) = self.open.remove(k)
             {
-                out.closed.push(o.alert);
+                out.closed.push(o.into_alert());
             }
             if let Some(open) = self.open.get_mut(k) {
                 // Folded in place: nothing is copied per event.
@@ -339,7 +350,6 @@ impl RuleState {
                 let a = &mut open.alert;
                 a.count += fired.len() as u64;
                 a.audit_ids.extend(ids);
-                a.last_seen = format_us(open.last_us);
                 return;
             }
         }
