@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod decode;
 pub mod error;
 pub mod insights;
+mod memory;
 pub mod query;
 pub mod report;
 pub mod schema;

@@ -39,6 +39,10 @@ Examples:
   eksaudit alerts test --rules my-rules/";
 
 pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
+    if matches!(args.command, AlertsCommand::Run(_)) {
+        // Hunting runs over inputs of any size: keep its peak to what it holds.
+        crate::memory::allocate_large_blocks_apart();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -86,7 +86,7 @@ struct Daemon {
 }
 
 pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::process::ExitCode> {
-    allocate_large_blocks_apart();
+    crate::memory::allocate_large_blocks_apart();
     let config = DaemonConfig::load(config_path, &defaults)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -138,34 +138,6 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
         };
         d.main_loop(signals).await
     })
-}
-
-/// Blocks of 256 KB and more (read buffers, Arrow arrays of a batch) are
-/// mapped on their own and unmapped when freed, instead of glibc's default,
-/// which raises that threshold as the program frees large blocks and then
-/// carves them out of the heap, where the state's small allocations pin
-/// them: a daemon's resident size then steps up with its largest ticks.
-fn allocate_large_blocks_apart() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-    }
-}
-
-/// Gives the memory a tick freed back to the system. A tick allocates a
-/// batch, the rules' outputs and the state's serialised form, then frees
-/// them; glibc keeps freed memory in its arenas, so without this a daemon's
-/// resident size follows its largest tick instead of what it holds (what a
-/// container's memory limit sees).
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointers; it returns free pages of the
-    // allocator's own heaps to the kernel and is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Crash tests: `EKSAUDIT_FAILPOINT=NAME:N` aborts the process the N-th
@@ -410,7 +382,7 @@ impl Daemon {
             .pending
             .store(self.state.outbox.len() as u64, Ordering::Relaxed);
         self.deliver().await;
-        release_free_memory();
+        crate::memory::release_free_memory();
         Ok(())
     }
 
