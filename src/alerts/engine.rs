@@ -7,97 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 use super::alert::fnv1a;
 pub use super::alert::{Alert, exec_command, format_us};
-use super::rule::{HIT_COLUMNS, Rule};
-
-/// One event a rule's query matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hit {
-    pub audit_id: Option<String>,
-    /// Microseconds since the epoch (0 when the event has no time).
-    pub ts_us: i64,
-    /// The hit columns by name (`who`, `source_ip`, ...), where not null.
-    pub fields: BTreeMap<String, String>,
-    /// `k0`, `k1`, ...: the rule's key expressions.
-    pub keys: Vec<Option<String>>,
-}
-
-impl Hit {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
-    }
-
-    fn key(&self, idx: &[usize]) -> Vec<Option<String>> {
-        idx.iter()
-            .map(|&i| self.keys.get(i).cloned().flatten())
-            .collect()
-    }
-}
-
-/// The hits of one batch, in time order (then audit ID).
-pub fn hits(batches: &[RecordBatch], key_count: usize) -> Vec<Hit> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let schema = batch.schema();
-        let col = |name: &str| -> Option<Vec<Option<String>>> {
-            let i = schema.index_of(name).ok()?;
-            let arr = batch.column(i);
-            let arr = cast(arr, &DataType::Utf8).ok()?;
-            let s = arr.as_string::<i32>();
-            Some(
-                (0..s.len())
-                    .map(|r| s.is_valid(r).then(|| s.value(r).to_string()))
-                    .collect(),
-            )
-        };
-        let ts: Vec<i64> = schema
-            .index_of("ts")
-            .ok()
-            .and_then(|i| {
-                cast(
-                    batch.column(i),
-                    &DataType::Timestamp(TimeUnit::Microsecond, None),
-                )
-                .ok()
-            })
-            .map(|a| {
-                let t = a.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
-                (0..t.len())
-                    .map(|r| if t.is_valid(r) { t.value(r) } else { 0 })
-                    .collect()
-            })
-            .unwrap_or_else(|| vec![0; batch.num_rows()]);
-        let mut audit_id = col("audit_id").or_else(|| col("auditID"));
-        let mut fields: Vec<(&str, Vec<Option<String>>)> = HIT_COLUMNS
-            .iter()
-            .filter(|(n, _)| !matches!(*n, "audit_id" | "ts"))
-            .filter_map(|(n, _)| col(n).map(|v| (*n, v)))
-            .collect();
-        let mut keys: Vec<Vec<Option<String>>> = (0..key_count)
-            .map(|k| col(&format!("k{k}")).unwrap_or_else(|| vec![None; batch.num_rows()]))
-            .collect();
-        // Each value is moved into its hit, not copied.
-        for r in 0..batch.num_rows() {
-            out.push(Hit {
-                audit_id: audit_id.as_mut().and_then(|a| a[r].take()),
-                ts_us: ts[r],
-                fields: fields
-                    .iter_mut()
-                    .filter_map(|(n, v)| v[r].take().map(|s| (n.to_string(), s)))
-                    .collect(),
-                keys: keys.iter_mut().map(|k| k[r].take()).collect(),
-            });
-        }
-    }
-    out.sort_by(|a, b| (a.ts_us, &a.audit_id).cmp(&(b.ts_us, &b.audit_id)));
-    out
-}
+use super::hit::Hit;
+use super::rule::Rule;
 
 /// An alert whose incident is still open (dedup), with its times.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,12 +54,16 @@ pub struct RuleState {
     open: HashMap<String, Open>,
 }
 
-fn join_key(k: &[Option<String>]) -> String {
-    let parts: Vec<&str> = k
-        .iter()
-        .map(|v| v.as_deref().unwrap_or("\u{2400}"))
-        .collect();
-    parts.join("\u{1f}")
+/// The values of the keys at `idx` of `hit` as one string (a map key).
+fn join_key(hit: &Hit, idx: &[usize]) -> String {
+    let mut key = String::new();
+    for (n, v) in hit.key_values(idx).enumerate() {
+        if n > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(v.unwrap_or("\u{2400}"));
+    }
+    key
 }
 
 /// What evaluating a batch produced.
@@ -263,8 +182,8 @@ impl RuleState {
         self.open.drain().map(|(_, o)| o.into_alert()).collect()
     }
 
-    fn threshold(&mut self, rule: &Rule, hit: Hit, count: u64, window: i64) -> Vec<Hit> {
-        let group = join_key(&hit.key(&rule.keys.group));
+    fn threshold(&mut self, rule: &Rule, mut hit: Hit, count: u64, window: i64) -> Vec<Hit> {
+        let group = join_key(&hit, &rule.keys.group);
         let now = hit.ts_us;
         if let Some(last) = self.tripped.get_mut(&group) {
             if *last > now - window {
@@ -290,6 +209,8 @@ impl RuleState {
         ) {
             *c.entry(v.to_string()).or_insert(0) += 1;
         }
+        // Kept across batches: its columns are copied out of its batch.
+        hit.own();
         win.push_back(hit);
         trim(win, counts.as_deref_mut(), d, now - window);
         let reached = match counts {
@@ -318,7 +239,7 @@ impl RuleState {
         let last = fired.last().expect("a firing has hits");
         let now = last.ts_us;
         let since = *self.learning_since.get_or_insert(fired[0].ts_us);
-        let key = join_key(&last.key(&rule.keys.first_seen));
+        let key = join_key(last, &rule.keys.first_seen);
         // A stale entry counts as unknown; stale ones are pruned per batch.
         let previous = self.baseline.insert(key, now);
         let learning = now < since + learn;
@@ -328,28 +249,27 @@ impl RuleState {
 
     fn raise(&mut self, rule: &Rule, fired: Vec<Hit>, out: &mut Outcome) {
         let first = &fired[0];
-        let last = fired.last().expect("a firing has hits");
-        let ids: Vec<String> = fired.iter().filter_map(|h| h.audit_id.clone()).collect();
-        let dedup_key = rule
-            .dedup_ttl_us
-            .map(|_| join_key(&first.key(&rule.keys.dedup)));
+        let (first_us, last_us) = (first.ts_us, fired.last().expect("a firing has hits").ts_us);
+        let count = fired.len() as u64;
+        let dedup_key = rule.dedup_ttl_us.map(|_| join_key(first, &rule.keys.dedup));
         if let (Some(ttl), Some(k)) = (rule.dedup_ttl_us, &dedup_key) {
             // An incident is open for `ttl` from its first event; one past
             // it is closed (and a new one begins).
             if self
                 .open
                 .get(k)
-                .is_some_and(|o| o.first_us <= last.ts_us - ttl)
+                .is_some_and(|o| o.first_us <= last_us - ttl)
                 && let Some(o) = self.open.remove(k)
             {
                 out.closed.push(o.into_alert());
             }
             if let Some(open) = self.open.get_mut(k) {
                 // Folded in place: nothing is copied per event.
-                open.last_us = open.last_us.max(last.ts_us);
+                open.last_us = open.last_us.max(last_us);
                 let a = &mut open.alert;
-                a.count += fired.len() as u64;
-                a.audit_ids.extend(ids);
+                a.count += count;
+                a.audit_ids
+                    .extend(fired.into_iter().filter_map(|h| h.audit_id));
                 return;
             }
         }
@@ -398,18 +318,18 @@ impl RuleState {
             request_uri: f("request_uri"),
             command,
             key,
-            first_seen: format_us(first.ts_us),
-            last_seen: format_us(last.ts_us),
-            count: fired.len() as u64,
-            audit_ids: ids,
+            first_seen: format_us(first_us),
+            last_seen: format_us(last_us),
+            count,
+            audit_ids: fired.into_iter().filter_map(|h| h.audit_id).collect(),
         };
         out.new.push(alert.clone());
         match dedup_key {
             Some(k) => {
                 let open = Open {
                     alert,
-                    first_us: first.ts_us,
-                    last_us: last.ts_us,
+                    first_us,
+                    last_us,
                 };
                 self.open.insert(k, open);
             }

@@ -22,7 +22,8 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::max;
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
 
-use super::engine::{Alert, Hit, Outcome};
+use super::engine::{Alert, Outcome};
+use super::hit::Hit;
 use super::{AlertError, Engine};
 use crate::schema::Column;
 

@@ -6,7 +6,9 @@
 
 pub(crate) mod alert;
 pub mod engine;
+mod hit;
 pub mod hunt;
+mod matcher;
 pub mod rule;
 
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
 pub use engine::{Alert, Outcome, RuleState};
+pub use hit::Hit;
 pub use hunt::{Hunt, HuntStats};
 pub use rule::{Param, Rule, Severity};
 
@@ -183,26 +186,20 @@ pub fn load_rules(
     }
 }
 
-/// Rules with their memory, fed batch after batch. Each rule's SQL is
-/// planned once (on first use, again after [`Engine::set_rules`]) and run
-/// over every batch.
+/// Rules with their memory, fed batch after batch. The rules are planned
+/// once (on first use, again after [`Engine::set_rules`]) and run over
+/// every batch.
 pub struct Engine {
     rules: Vec<Rule>,
     pub states: BTreeMap<String, RuleState>,
-    plans: Option<Plans>,
-}
-
-/// The rules' queries, planned against a session whose table is a slot.
-struct Plans {
-    session: query::BatchSession,
-    queries: Vec<query::Prepared>,
+    matcher: Option<matcher::Matcher>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("rules", &self.rules.len())
-            .field("planned", &self.plans.is_some())
+            .field("planned", &self.matcher.is_some())
             .finish()
     }
 }
@@ -212,7 +209,7 @@ impl Engine {
         Self {
             rules,
             states: BTreeMap::new(),
-            plans: None,
+            matcher: None,
         }
     }
 
@@ -226,20 +223,15 @@ impl Engine {
         self.states
             .retain(|id, _| rules.iter().any(|r| r.id() == id));
         self.rules = rules;
-        self.plans = None;
+        self.matcher = None;
     }
 
-    async fn plans(&mut self) -> Result<&Plans, AlertError> {
-        if self.plans.is_none() {
-            let session = query::BatchSession::new(query::default_partitions())?;
-            let mut queries = Vec::with_capacity(self.rules.len());
-            for rule in &self.rules {
-                let planned = session.prepare(&rule.sql).await;
-                queries.push(planned.map_err(|e| located(rule, e))?);
-            }
-            self.plans = Some(Plans { session, queries });
+    async fn matcher(&mut self) -> Result<&matcher::Matcher, AlertError> {
+        if self.matcher.is_none() {
+            let planned = matcher::Matcher::new(&self.rules, query::default_partitions()).await?;
+            self.matcher = Some(planned);
         }
-        Ok(self.plans.as_ref().expect("planned above"))
+        Ok(self.matcher.as_ref().expect("planned above"))
     }
 
     /// The audit columns the rules read: what batches given to
@@ -247,7 +239,7 @@ impl Engine {
     /// nothing). Always includes the event times.
     pub async fn columns(&mut self) -> Result<Vec<crate::schema::Column>, AlertError> {
         use crate::schema::Column;
-        let mut columns = self.plans().await?.session.columns();
+        let mut columns = self.matcher().await?.columns();
         for c in [Column::RequestReceivedTimestamp, Column::LogTimestamp] {
             if !columns.contains(&c) {
                 columns.push(c);
@@ -257,36 +249,18 @@ impl Engine {
         Ok(columns)
     }
 
-    /// Runs every rule's query over `batches` (events of the audit schema,
-    /// any projection that has the columns the rules read): the matching
+    /// Runs every rule over `batches` (events of the audit schema, any
+    /// projection that has the columns the rules read): the matching
     /// events of each rule, in rule order, each list in time order.
-    pub async fn hits(
-        &mut self,
-        batches: &[RecordBatch],
-    ) -> Result<Vec<Vec<engine::Hit>>, AlertError> {
+    pub async fn hits(&mut self, batches: &[RecordBatch]) -> Result<Vec<Vec<Hit>>, AlertError> {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(vec![Vec::new(); self.rules.len()]);
         }
-        self.plans().await?;
-        let plans = self.plans.as_ref().expect("planned above");
-        let rules = &self.rules;
-        plans.session.load(batches);
-        let runs = plans.queries.iter().map(|q| q.run());
-        let results = futures::future::join_all(runs).await;
-        // The slot is emptied, so it does not hold the batch until the next.
-        plans.session.load(&[]);
-        rules
-            .iter()
-            .zip(results)
-            .map(|(rule, out)| {
-                let out = out.map_err(|e| located(rule, e))?;
-                Ok(engine::hits(&out, rule.keys.exprs.len()))
-            })
-            .collect()
+        self.matcher().await?.hits(batches).await
     }
 
     /// Feeds the hits of rule number `index` (in time order) to its memory.
-    pub fn feed(&mut self, index: usize, hits: Vec<engine::Hit>, out: &mut Outcome) {
+    pub fn feed(&mut self, index: usize, hits: Vec<Hit>, out: &mut Outcome) {
         let rule = &self.rules[index];
         let state = self.states.entry(rule.id().to_string()).or_default();
         state.feed(rule, hits, out);
@@ -351,11 +325,11 @@ impl Engine {
     }
 }
 
-/// A rule's query error, at the rule's file and line.
-fn located(rule: &Rule, e: crate::error::Error) -> AlertError {
+/// A rule's query error, at the rule's file and the line of its SQL.
+fn located(path: &Path, sql_line: usize, e: crate::error::Error) -> AlertError {
     AlertError::Rule {
-        path: rule.path.clone(),
-        line: Some(rule.sql_line),
+        path: path.to_path_buf(),
+        line: Some(sql_line),
         reason: e.to_string(),
     }
 }

@@ -146,6 +146,9 @@ pub struct Rule {
     pub text: String,
     /// The query run over each batch of events.
     pub sql: String,
+    /// A `where:` rule's predicate (parameters substituted): evaluated as
+    /// an expression, it finds the same events as `sql`, for less.
+    pub predicate: Option<String>,
     /// Line in the file where the SQL starts (for errors).
     pub sql_line: usize,
     pub keys: Keys,
@@ -366,11 +369,13 @@ impl Rule {
             Some(d) => Some(duration_us("dedup.ttl", &d.ttl, path)?),
             None => None,
         };
+        let predicate = file.where_.is_some().then_some(body);
         Ok(Rule {
             file,
             path: path.to_path_buf(),
             text: text.to_string(),
             sql,
+            predicate,
             sql_line: sql_line.unwrap_or(1),
             keys,
             threshold,

@@ -8,6 +8,7 @@
 //! from datafusion-functions-json, eksaudit's own UDFs, and the table `audit`.
 
 mod dialect;
+mod exprs;
 mod names;
 mod prepared;
 pub mod saved;
@@ -38,6 +39,7 @@ use datafusion::sql::parser::DFParserBuilder;
 use crate::error::{Error, Result};
 use crate::report::Report;
 use crate::source::ChunkSource;
+pub use exprs::Exprs;
 pub use prepared::{BatchSession, Prepared};
 pub use table::AuditTable;
 

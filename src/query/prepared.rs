@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::LexOrdering;
@@ -107,22 +107,7 @@ impl SlotPartition {
         };
         // The loaded batches may hold more columns, in another order.
         part.iter()
-            .map(|b| {
-                let indices = self
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        b.schema().index_of(f.name()).map_err(|_| {
-                            DataFusionError::Internal(format!(
-                                "the loaded batches lack the column {} a rule reads",
-                                f.name()
-                            ))
-                        })
-                    })
-                    .collect::<DfResult<Vec<_>>>()?;
-                Ok(b.project(&indices)?)
-            })
+            .map(|b| super::exprs::project_by_name(b, &self.schema))
             .collect()
     }
 }
