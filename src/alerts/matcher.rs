@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::DataType;
 
 use super::hit::{Hit, HitColumns};
@@ -202,14 +202,17 @@ impl Matcher {
         let Some(union) = union.filter(|u| u.count_set_bits() > 0) else {
             return Ok(Vec::new());
         };
-        // The hit columns and keys of the rows some rule matched.
-        let picked = filter_record_batch(
-            &columns.bind(batch)?,
-            &BooleanArray::new(union.clone(), None),
-        )
-        .map_err(|e| Error::Query(e.into()))?;
+        // The hit columns and keys, computed over the whole slice (most are
+        // a struct's field, no copy) and then cut down to the rows some
+        // rule matched: cheaper than first cutting down the structs they
+        // read (`user` with its groups and extra map).
+        let bound = columns.bind(batch)?;
+        let union_mask = BooleanArray::new(union.clone(), None);
         let mut values: Vec<ArrayRef> = (0..columns.len())
-            .map(|i| columns.evaluate(i, &picked))
+            .map(|i| {
+                let all = columns.evaluate(i, &bound)?;
+                filter(&all, &union_mask).map_err(|e| Error::Query(e.into()))
+            })
             .collect::<Result<_, _>>()?;
         let keys: Vec<StringArray> = values
             .split_off(HIT_COLUMNS.len())
@@ -218,7 +221,7 @@ impl Matcher {
             .collect::<Result<_, _>>()?;
         let table = Arc::new(HitColumns::new(
             values.into_iter().map(Some).collect(),
-            picked.num_rows(),
+            union.count_set_bits(),
         ));
         // Row number in the batch → row number among the picked ones.
         let mut rank = vec![0u32; batch.num_rows()];

@@ -8,7 +8,7 @@ use memchr::{memchr, memchr_iter, memchr2, memrchr};
 
 use super::files::{BlockReader, ChunkSink, FileCtx};
 use super::wrappers::{self, LogEvent, TopLevel};
-use super::{Chunk, CwMeta, Message, Origin, is_audit_stream};
+use super::{Chunk, CwMeta, Message, Origin, is_audit_stream, spare};
 use crate::decode::time::parse_micros;
 use crate::error::Result;
 
@@ -76,9 +76,10 @@ pub(super) fn lines(
             }
         };
         target = ctx.block_size;
-        let rest = buf[cut..].to_vec();
+        let (mut rest, messages) = spare::take();
+        rest.extend_from_slice(&buf[cut..]);
         buf.truncate(cut);
-        let chunk = frame_lines(buf, &mut line_no, ctx, format);
+        let chunk = frame_lines(buf, messages, &mut line_no, ctx, format);
         if !chunk.is_empty() && !emit(chunk) {
             return Ok(Flow::Stop);
         }
@@ -89,8 +90,14 @@ pub(super) fn lines(
     }
 }
 
-fn frame_lines(buf: Vec<u8>, line_no: &mut u64, ctx: &FileCtx<'_>, format: LineFormat) -> Chunk {
-    let mut messages = Vec::with_capacity(buf.len() / 512 + 1);
+fn frame_lines(
+    buf: Vec<u8>,
+    mut messages: Vec<Message>,
+    line_no: &mut u64,
+    ctx: &FileCtx<'_>,
+    format: LineFormat,
+) -> Chunk {
+    messages.reserve(buf.len() / 512 + 1);
     let mut start = 0;
     let ends = memchr_iter(b'\n', &buf).chain(std::iter::once(buf.len()));
     for end in ends {

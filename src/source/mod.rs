@@ -10,6 +10,7 @@ pub mod cloudwatch;
 pub mod files;
 mod frame;
 pub mod inputs;
+mod spare;
 mod wrappers;
 
 use std::sync::Arc;
@@ -56,6 +57,16 @@ pub struct Message {
 pub struct Chunk {
     pub buf: Vec<u8>,
     pub messages: Vec<Message>,
+}
+
+/// The buffers go back to be reused (see `spare`).
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        spare::give(
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.messages),
+        );
+    }
 }
 
 impl Chunk {
