@@ -16,9 +16,23 @@ pub enum Error {
     #[error("{path}: unreadable gzip data: {cause}")]
     Gzip { path: String, cause: io::Error },
 
-    /// A CloudWatch Logs request failed after its retries.
-    #[error("CloudWatch Logs, log group {log_group}: {cause}")]
-    CloudWatch { log_group: String, cause: String },
+    /// A CloudWatch Logs request failed after its retries: one line, and
+    /// the SDK's whole error (`detail`) for `-v`.
+    #[error("CloudWatch Logs ({endpoint}), log group {log_group}: {cause}")]
+    CloudWatch {
+        log_group: String,
+        endpoint: String,
+        cause: String,
+        detail: String,
+    },
+
+    /// A Parquet input is not an audit table (query results, say).
+    #[error("{path}: not an audit table: it has no column {column:?} (its columns: {columns})")]
+    NotAudit {
+        path: String,
+        column: String,
+        columns: String,
+    },
 
     /// A config file could not be used.
     #[error("{path}: {reason}")]
@@ -29,11 +43,11 @@ pub enum Error {
     Checkpoint { path: String, reason: String },
 
     /// `--strict` and the input held events that could not be read.
-    #[error("{count} bad event(s) in the input (--strict)")]
+    #[error("{count} unreadable event(s) or file(s) in the input (--strict)")]
     BadInput { count: u64 },
 
     /// The SQL failed to plan or run.
-    #[error("{}", one_line(&.0.strip_backtrace()))]
+    #[error("{}", query_message(.0))]
     Query(DataFusionError),
 
     /// `--saved NAME` names no saved query.
@@ -43,6 +57,10 @@ pub enum Error {
     /// The query has a `$NAME` placeholder and no `--param NAME=VALUE`.
     #[error("the query needs a value for ${0}: pass --param {0}=VALUE")]
     MissingParam(String),
+
+    /// `--param NAME=VALUE` names no `$NAME` of the query.
+    #[error("--param {name}: the query has no ${name}{hint}")]
+    UnknownParam { name: String, hint: String },
 
     /// Writing results failed.
     #[error("writing {what}: {cause}")]
@@ -88,6 +106,12 @@ impl From<DataFusionError> for Error {
             other => Error::Query(other),
         }
     }
+}
+
+/// A SQL error as one line: a clearer message for a misspelt name (see
+/// `query::hints`), else DataFusion's.
+fn query_message(e: &DataFusionError) -> String {
+    crate::query::hints::friendly(e).unwrap_or_else(|| one_line(&e.strip_backtrace()))
 }
 
 /// DataFusion's messages sometimes span lines; the CLI prints one.

@@ -20,6 +20,7 @@ pub mod query;
 pub mod report;
 pub mod schema;
 pub mod source;
+pub mod suggest;
 pub mod synth;
 
 pub use decode::Decoder;

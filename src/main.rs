@@ -14,6 +14,15 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("eksaudit: {e:#}");
+            if eksaudit::cli::verbose() {
+                for cause in e.chain() {
+                    if let Some(eksaudit::Error::CloudWatch { detail, .. }) =
+                        cause.downcast_ref::<eksaudit::Error>()
+                    {
+                        eprintln!("eksaudit: detail: {detail}");
+                    }
+                }
+            }
             ExitCode::from(2)
         }
     }

@@ -35,6 +35,10 @@ pub struct Counts {
     pub control_messages: u64,
     /// Files found in directories that hold no audit log (README, ...).
     pub skipped_files: Vec<String>,
+    /// Files named on the command line that are not audit logs, and files
+    /// damaged part way (a gzip stream cut short): what came before the
+    /// damage is read.
+    pub bad_files: u64,
     /// The first `SHOWN` problems, as `PATH:LINE: reason`.
     pub first: Vec<String>,
 }
@@ -42,7 +46,7 @@ pub struct Counts {
 impl Counts {
     /// Every problem that `--strict` turns into a failure.
     pub fn problems(&self) -> u64 {
-        self.bad_events + self.bad_fields + self.truncated
+        self.bad_events + self.bad_fields + self.truncated + self.bad_files
     }
 }
 
@@ -62,6 +66,19 @@ impl Report {
         if c.first.len() < SHOWN {
             c.first.push(format!("{file}:{line}: {reason}"));
         }
+    }
+
+    /// A file that is not an audit log (`line` is where that shows), or
+    /// is damaged part way (`line` None).
+    pub fn bad_file(&self, file: &str, line: Option<u64>, reason: impl Display) {
+        self.with(|c| {
+            c.bad_files += 1;
+            match line {
+                Some(line) => Self::note(c, file, line, &reason),
+                None if c.first.len() < SHOWN => c.first.push(format!("{file}: {reason}")),
+                None => {}
+            }
+        });
     }
 
     /// A message that could not be read as an audit event: skipped.

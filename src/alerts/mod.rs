@@ -68,6 +68,46 @@ pub fn test_events(dir: Option<&Path>, id: &str, which: &str) -> Option<(PathBuf
 pub struct AlertsConfig {
     #[serde(default)]
     pub params: BTreeMap<String, Param>,
+    /// The file these came from and its text (for errors with lines).
+    #[serde(skip)]
+    pub source: Option<(PathBuf, String)>,
+}
+
+impl AlertsConfig {
+    /// An error for each `[alerts.params]` name that no rule of `rules`
+    /// declares (a typo would otherwise leave a rule at its default, or
+    /// off), naming the closest one and listing them all.
+    pub fn unknown_params(&self, rules: &[Rule]) -> Vec<AlertError> {
+        let declared: std::collections::BTreeSet<&str> = rules
+            .iter()
+            .flat_map(|r| r.file.params.keys().map(String::as_str))
+            .collect();
+        let (path, text) = match &self.source {
+            Some((p, t)) => (p.clone(), t.as_str()),
+            None => (PathBuf::from("[alerts.params]"), ""),
+        };
+        self.params
+            .keys()
+            .filter(|k| !declared.contains(k.as_str()))
+            .map(|k| AlertError::Rule {
+                path: path.clone(),
+                line: text.lines().position(|l| sets_key(l, k)).map(|i| i + 1),
+                reason: format!(
+                    "[alerts.params] sets {k:?}, which no rule declares{}",
+                    crate::suggest::hint(k, declared.iter().copied())
+                ),
+            })
+            .collect()
+    }
+}
+
+/// Whether a TOML line is `key = ...` (bare or quoted key).
+fn sets_key(line: &str, key: &str) -> bool {
+    let line = line.trim_start();
+    let rest = line
+        .strip_prefix(key)
+        .or_else(|| line.strip_prefix(&format!("\"{key}\"")));
+    rest.is_some_and(|r| r.trim_start().starts_with('='))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,7 +127,10 @@ pub fn load_config(path: &Path) -> Result<AlertsConfig, AlertError> {
         line: e.span().map(|s| text[..s.start].lines().count().max(1)),
         reason: e.message().to_string(),
     })?;
-    Ok(file.alerts)
+    Ok(AlertsConfig {
+        source: Some((path.to_path_buf(), text)),
+        ..file.alerts
+    })
 }
 
 /// Rule texts from `dir` (every `*.yaml`, in name order), or the shipped ones.
@@ -172,14 +215,15 @@ pub fn ndjson_batch(path: &Path, text: &str) -> Result<RecordBatch, AlertError> 
     Ok(batch)
 }
 
-/// Every rule of `dir` (or the shipped ones) with `params`; the first
-/// broken rule is the error.
-pub fn load_rules(
-    dir: Option<&Path>,
-    params: &BTreeMap<String, Param>,
-) -> Result<Vec<Rule>, AlertError> {
+/// Every rule of `dir` (or the shipped ones) with `config`'s parameters;
+/// the first broken rule, or else the first parameter no rule declares, is
+/// the error.
+pub fn load_rules(dir: Option<&Path>, config: &AlertsConfig) -> Result<Vec<Rule>, AlertError> {
     let texts = rule_texts(dir)?;
-    let (rules, errors) = parse_rules(&texts, params);
+    let (rules, mut errors) = parse_rules(&texts, &config.params);
+    if errors.is_empty() {
+        errors = config.unknown_params(&rules);
+    }
     match errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(rules),

@@ -57,17 +57,17 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Rule parameters from `--config`.
-fn params(args: &RulesArgs) -> anyhow::Result<BTreeMap<String, alerts::Param>> {
+fn config(args: &RulesArgs) -> anyhow::Result<alerts::AlertsConfig> {
     Ok(match &args.config {
-        Some(p) => alerts::load_config(p)?.params,
-        None => BTreeMap::new(),
+        Some(p) => alerts::load_config(p)?,
+        None => alerts::AlertsConfig::default(),
     })
 }
 
 /// Rules from `--rules` (or the shipped ones) with `--config` parameters;
 /// any rule that does not parse is an error.
 fn load(args: &RulesArgs) -> anyhow::Result<Vec<Rule>> {
-    alerts::load_rules(args.rules.as_deref(), &params(args)?)
+    alerts::load_rules(args.rules.as_deref(), &config(args)?)
         .map_err(|e| anyhow::anyhow!("{e} (eksaudit alerts lint lists every problem)"))
 }
 
@@ -416,7 +416,11 @@ async fn test(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
 
 async fn lint(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let texts = alerts::rule_texts(args.rules.as_deref())?;
-    let (rules, mut errors) = alerts::parse_rules(&texts, &params(args)?);
+    let config = config(args)?;
+    let (rules, mut errors) = alerts::parse_rules(&texts, &config.params);
+    if errors.is_empty() {
+        errors = config.unknown_params(&rules);
+    }
     errors.extend(Engine::check(&rules).await);
     for e in &errors {
         writeln!(out, "{e}")?;

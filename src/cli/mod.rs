@@ -20,6 +20,8 @@ pub use output::Format;
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
+  1  alerts fired (alerts run), a rule's test failed (alerts test) or
+     alerts lint found a problem
   2  error: bad usage, unreadable input, SQL error
   3  --strict and the input held events that could not be read
 
@@ -40,6 +42,18 @@ Input formats are recognised from the content of each file, gzip or not:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// On an error, print its whole detail too (the AWS SDK's error chain
+    /// for a CloudWatch failure) after the one-line message.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `-v` was given (for `main`'s error printing).
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,7 +322,8 @@ pub struct QueryArgs {
     pub params: Vec<(String, String)>,
 
     /// Output format [default: table on a terminal, csv otherwise, or from
-    /// the --output file's extension].
+    /// the --output file's extension: .csv, .json, .ndjson/.jsonl, .txt
+    /// (a table); another extension needs --format].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
@@ -374,6 +389,7 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Query(args) => query::run(args),
         Command::Queries => queries::run(&mut std::io::stdout().lock()),

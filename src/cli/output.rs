@@ -40,7 +40,8 @@ impl Format {
         }
     }
 
-    /// The format an output file's extension asks for.
+    /// The format an output file's extension asks for (`.parquet` is
+    /// handled apart).
     pub fn from_extension(path: &std::path::Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
@@ -59,7 +60,12 @@ pub enum ResultWriter<W: Write> {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     },
-    Csv(Box<csv::Writer<W>>),
+    Csv {
+        w: Box<csv::Writer<W>>,
+        schema: SchemaRef,
+        /// Whether a batch (and with it the header) was written.
+        started: bool,
+    },
     Json(json::ArrayWriter<W>),
     Ndjson(json::LineDelimitedWriter<W>),
 }
@@ -73,9 +79,11 @@ impl<W: Write> ResultWriter<W> {
                 schema,
                 batches: Vec::new(),
             },
-            Format::Csv => ResultWriter::Csv(Box::new(
-                csv::WriterBuilder::new().with_header(true).build(out),
-            )),
+            Format::Csv => ResultWriter::Csv {
+                w: Box::new(csv::WriterBuilder::new().with_header(true).build(out)),
+                schema,
+                started: false,
+            },
             Format::Json => ResultWriter::Json(json().build(out)),
             Format::Ndjson => ResultWriter::Ndjson(json().build(out)),
         }
@@ -84,7 +92,10 @@ impl<W: Write> ResultWriter<W> {
     pub fn push(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
         match self {
             ResultWriter::Table { batches, .. } => batches.push(batch.clone()),
-            ResultWriter::Csv(w) => w.write(&nested_as_json(batch)?)?,
+            ResultWriter::Csv { w, started, .. } => {
+                w.write(&nested_as_json(batch)?)?;
+                *started = true;
+            }
             ResultWriter::Json(w) => w.write(batch)?,
             ResultWriter::Ndjson(w) => w.write(batch)?,
         }
@@ -102,13 +113,24 @@ impl<W: Write> ResultWriter<W> {
                 writeln!(out, "{table}")?;
                 out.flush()?;
             }
-            ResultWriter::Csv(w) => {
+            ResultWriter::Csv {
+                mut w,
+                schema,
+                started,
+            } => {
+                if !started {
+                    // No rows: the header still says what the columns are.
+                    w.write(&nested_as_json(&RecordBatch::new_empty(schema))?)?;
+                }
                 let mut out = w.into_inner();
                 out.flush()?;
             }
             ResultWriter::Json(mut w) => {
                 w.finish()?;
-                w.into_inner().flush()?;
+                let mut out = w.into_inner();
+                // A text file ends with a newline.
+                writeln!(out)?;
+                out.flush()?;
             }
             ResultWriter::Ndjson(mut w) => {
                 w.finish()?;

@@ -84,11 +84,28 @@ impl Plan {
         if sql == SqlSource::Stdin && positional.iter().any(|p| p == "-") {
             bail!("stdin cannot hold both the SQL and the audit log");
         }
+        if let Some(out) = &args.output
+            && args.format.is_none()
+            && !is_parquet_name(out)
+            && Format::from_extension(out).is_none()
+        {
+            bail!(
+                "{}: the format comes from the extension (.csv, .json, .ndjson or .jsonl, \
+                 .txt for a table, .parquet); name one, or pass --format",
+                out.display()
+            );
+        }
         Ok(Self {
             sql,
             paths: positional,
         })
     }
+}
+
+/// Whether an output file's name asks for Parquet.
+fn is_parquet_name(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
 fn load_sql(source: &SqlSource) -> anyhow::Result<(String, Vec<(String, String)>)> {
@@ -212,9 +229,7 @@ async fn write_results(
 ) -> Result<(), Error> {
     let output = args.output.as_deref();
     if let Some(path) = output
-        && path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+        && is_parquet_name(path)
     {
         let written = q.write_parquet(&path.to_string_lossy()).await;
         before_output();
@@ -292,6 +307,12 @@ fn print_summary(c: &Counts, err: &mut dyn Write) {
         parts.push(format!(
             "{} truncated by CloudWatch, kept in part (truncated = true)",
             c.truncated
+        ));
+    }
+    if c.bad_files > 0 {
+        parts.push(format!(
+            "{} file(s) not an audit log or damaged part way",
+            c.bad_files
         ));
     }
     if parts.is_empty() {

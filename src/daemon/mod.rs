@@ -57,7 +57,7 @@ fn log(msg: impl std::fmt::Display) {
 
 /// Rules and sinks as configured; rebuilt on SIGHUP.
 fn load_rules(config: &DaemonConfig) -> anyhow::Result<Vec<Rule>> {
-    let params = alerts::load_config(&config.path)?.params;
+    let params = alerts::load_config(&config.path)?;
     Ok(alerts::load_rules(config.rules.as_deref(), &params)?)
 }
 
@@ -430,7 +430,7 @@ impl Daemon {
             let key = spec.key();
             let mut cursor = self.state.cursors.get(&key).cloned().unwrap_or_default();
             let client = self.clients.get(&spec.connection).await;
-            let mut puller = Puller::new(client, spec.log_group.clone());
+            let mut puller = Puller::new(client, spec);
             puller.settle = self.config.settle;
             puller.max_tps = self.config.max_tps;
             let mut chunker = Chunker::new(&spec.log_group, None);

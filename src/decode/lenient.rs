@@ -126,10 +126,12 @@ impl<'de> Visitor<'de> for IntVisitor {
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         // 200.0 is an integer written by a float-minded producer; 200.5 is not.
-        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        if v.fract() != 0.0 {
+            Ok(Int::Wrong("fractional number"))
+        } else if v.abs() < 9.0e15 {
             Ok(Int::Value(v as i64))
         } else {
-            Ok(Int::Wrong("fractional number"))
+            Ok(Int::Wrong("number out of range"))
         }
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -309,3 +311,49 @@ macro_rules! lenient_struct {
 }
 pub(crate) use lenient_struct;
 pub(crate) use reject_other_types;
+
+/// serde_json refuses a number beyond f64's range (`1e400`) as invalid
+/// JSON, which would drop the whole event for one field. The text with
+/// each such number (outside strings) written as the largest finite one
+/// instead, so the field that holds it reads as out of range, is nulled and
+/// reported, and the event is kept; None if there is none.
+pub fn clamp_huge_numbers(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let number = &text[start..i];
+                if number.parse::<f64>().is_ok_and(f64::is_infinite) {
+                    out.push_str(&text[copied..start]);
+                    out.push_str(if number.starts_with('-') {
+                        "-1e308"
+                    } else {
+                        "1e308"
+                    });
+                    copied = i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    (copied > 0).then(|| {
+        out.push_str(&text[copied..]);
+        out
+    })
+}

@@ -95,8 +95,24 @@ impl Decoder {
                 None
             };
             let salvaged: String;
+            let clamped: String;
             let mut cut = false;
-            let event: Event<'_> = match fast.map_or_else(|| serde_json::from_str(text), Ok) {
+            let parsed = fast.map_or_else(|| serde_json::from_str(text), Ok);
+            let parsed = match parsed {
+                // A number beyond f64 (`1e400`): the event is kept and the
+                // field reported (see `clamp_huge_numbers`).
+                Err(e) if e.to_string().starts_with("number out of range") => {
+                    match lenient::clamp_huge_numbers(text) {
+                        Some(c) => {
+                            clamped = c;
+                            serde_json::from_str(&clamped)
+                        }
+                        None => Err(e),
+                    }
+                }
+                other => other,
+            };
+            let event: Event<'_> = match parsed {
                 Ok(e) => e,
                 Err(e) => {
                     let kept = match truncated::strip_marker(text).and_then(truncated::salvage) {

@@ -259,6 +259,8 @@ impl<'q> Translator<'q> {
         let mut from = "audit".to_string();
         let mut shown: Option<Vec<String>> = None;
         let mut fields: Vec<String> = Vec::new();
+        // Fields `parse` made: shown after the ones `fields` names.
+        let mut parsed: Vec<String> = Vec::new();
         let mut order: Option<String> = None;
         let mut limited = false;
         let mut aggregated = false;
@@ -302,6 +304,7 @@ impl<'q> Translator<'q> {
                     };
                     shown = Some(outputs.into_iter().map(|(n, _)| n).collect());
                     fields.clear();
+                    parsed.clear();
                     order = None;
                     aggregated = true;
                     wrap(&cols.join(", "), &group)
@@ -356,7 +359,7 @@ impl<'q> Translator<'q> {
                             quote_str(&regex),
                             quote_ident(&col)
                         ));
-                        fields.push(name);
+                        parsed.push(name);
                     }
                     wrap(&format!("*, {}", cols.join(", ")), "")
                 }
@@ -369,11 +372,12 @@ impl<'q> Translator<'q> {
             from = format!("({stage}) t{i}");
         }
         let shown = shown.unwrap_or_else(|| {
-            if fields.is_empty() {
+            if fields.is_empty() && parsed.is_empty() {
                 vec!["@timestamp".into(), "@message".into()]
             } else {
+                // In the order written; a name once.
                 let mut seen = Vec::new();
-                for f in fields {
+                for f in fields.into_iter().chain(parsed) {
                     if !seen.contains(&f) {
                         seen.push(f);
                     }

@@ -9,6 +9,7 @@
 
 mod dialect;
 mod exprs;
+pub mod hints;
 mod names;
 mod prepared;
 pub mod saved;
@@ -61,6 +62,9 @@ pub fn session(
 /// (`fetch --format parquet`), read by DataFusion's Parquet reader.
 pub fn parquet_session(files: &[PathBuf], partitions: usize) -> Result<SessionContext> {
     let ctx = context(partitions)?;
+    for f in files {
+        check_parquet_schema(f)?;
+    }
     let urls = files
         .iter()
         .map(|f| {
@@ -74,6 +78,38 @@ pub fn parquet_session(files: &[PathBuf], partitions: usize) -> Result<SessionCo
         .with_schema(crate::schema::audit_schema());
     ctx.register_table(TABLE, Arc::new(ListingTable::try_new(config)?))?;
     Ok(ctx)
+}
+
+/// Refuses a Parquet file that lacks a column of the audit schema (query
+/// results, say: they would read as a table of NULLs), naming the first
+/// missing one.
+fn check_parquet_schema(path: &std::path::Path) -> Result<()> {
+    use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(name.clone(), e))?;
+    let meta =
+        ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| Error::Config {
+            path: name.clone(),
+            reason: format!("not a readable Parquet file: {e}"),
+        })?;
+    let has = meta.schema();
+    let missing = crate::schema::audit_schema()
+        .fields()
+        .iter()
+        // `raw` (the whole event as text) may be left out to save space.
+        .find(|f| f.name() != crate::schema::col::RAW && has.field_with_name(f.name()).is_err())
+        .map(|f| f.name().clone());
+    match missing {
+        None => Ok(()),
+        Some(column) => {
+            let names: Vec<&str> = has.fields().iter().map(|f| f.name().as_str()).collect();
+            Err(Error::NotAudit {
+                path: name,
+                column,
+                columns: names.join(", "),
+            })
+        }
+    }
 }
 
 /// A session whose audit table is `batches` in memory (alert rules over a
@@ -142,8 +178,18 @@ impl Query {
 
     /// Binds `$NAME` placeholders. Values are given as text and cast to the
     /// type the query needs there (`responseStatus.code = $code` wants a number).
+    /// A `params` name the query has no placeholder for is an error (a
+    /// typo would otherwise leave the placeholder at its default).
     pub fn bind(self, params: &[(String, String)]) -> Result<Self> {
         let types = self.df.logical_plan().get_parameter_types()?;
+        let mut names: Vec<&str> = types.keys().map(|n| n.trim_start_matches('$')).collect();
+        names.sort_unstable();
+        if let Some((name, _)) = params.iter().find(|(k, _)| !names.contains(&k.as_str())) {
+            return Err(Error::UnknownParam {
+                name: name.clone(),
+                hint: crate::suggest::hint(name, names.iter().copied()),
+            });
+        }
         if types.is_empty() {
             return Ok(self);
         }

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
 
@@ -91,10 +92,12 @@ impl FileSource {
         // Progress counts the bytes of the file: compressed ones under the
         // gzip decoder, or (plain files) what `fill` reads, which keeps the
         // reads going straight into the block without a wrapper in between.
+        let compressed = Arc::new(Compressed::default());
         let (reader, count): (Box<dyn Read + Send>, _) = if gzip {
             let counted = Counted {
                 inner: buffered,
                 report: self.report.clone(),
+                compressed: compressed.clone(),
             };
             (Box::new(MultiGzDecoder::new(counted)), None)
         } else {
@@ -103,8 +106,10 @@ impl FileSource {
         let mut blocks = BlockReader {
             reader,
             label: label.clone(),
-            gzip,
+            gzip: gzip.then_some(compressed),
             count,
+            report: self.report.clone(),
+            read: 0,
             eof: false,
         };
         let mut ctx = FileCtx::new(&label, &self.opts, &self.report);
@@ -134,9 +139,9 @@ impl FileSource {
                     self.report.skipped_file(&label);
                 } else {
                     let line = 1 + memchr::memchr_iter(b'\n', &buf[..start]).count() as u64;
-                    self.report.bad_event(
+                    self.report.bad_file(
                         &label,
-                        line,
+                        Some(line),
                         format_args!(
                             "not an audit log: expected JSON or CloudWatch export lines, found {:?}",
                             char::from(other)
@@ -173,12 +178,24 @@ fn export_stream_dir(path: &Path) -> Option<String> {
 struct Counted {
     inner: BufReader<Box<dyn Read + Send>>,
     report: Arc<Report>,
+    compressed: Arc<Compressed>,
+}
+
+/// How far a gzip file was read, and whether reading the file (not
+/// decompressing it) failed.
+#[derive(Debug, Default)]
+pub(super) struct Compressed {
+    bytes: AtomicU64,
+    failed: AtomicBool,
 }
 
 impl Read for Counted {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| {
+            self.compressed.failed.store(true, Ordering::Relaxed);
+        })?;
         self.report.add_bytes_read(n as u64);
+        self.compressed.bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -188,9 +205,13 @@ impl Read for Counted {
 pub(super) struct BlockReader {
     reader: Box<dyn Read + Send>,
     label: String,
-    gzip: bool,
+    /// A gzip file's progress (None for plain files).
+    gzip: Option<Arc<Compressed>>,
     /// Where to count the bytes read, unless the reader counts them.
     count: Option<Arc<Report>>,
+    report: Arc<Report>,
+    /// Bytes handed out so far (decompressed).
+    read: u64,
     pub(super) eof: bool,
 }
 
@@ -205,17 +226,49 @@ impl BlockReader {
         // for a gzip stream that hands out small pieces).
         let want = (target - buf.len()).max(64 << 10);
         buf.reserve(want);
+        let before = buf.len();
         match (&mut self.reader).take(want as u64).read_to_end(buf) {
             Ok(n) => {
                 if let Some(report) = &self.count {
                     report.add_bytes_read(n as u64);
                 }
+                self.read += n as u64;
                 self.eof = n < want;
+                Ok(())
+            }
+            // A gzip stream cut short or corrupt part way: what came
+            // before is kept (`read_to_end` left it in `buf`), the damage
+            // reported like a bad event, and the file ends there.
+            Err(e)
+                if self
+                    .gzip
+                    .as_ref()
+                    .is_some_and(|g| !g.failed.load(Ordering::Relaxed)) =>
+            {
+                let at = self
+                    .gzip
+                    .as_ref()
+                    .map_or(0, |g| g.bytes.load(Ordering::Relaxed));
+                let kept = self.read + (buf.len() - before) as u64;
+                let what = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    "gzip stream ends early (file cut short?)"
+                } else {
+                    "gzip data corrupt"
+                };
+                self.report.bad_file(
+                    &self.label,
+                    None,
+                    format_args!(
+                        "{what} at byte {at} of the file ({e}); the {kept} bytes of log before it are read"
+                    ),
+                );
+                self.read = kept;
+                self.eof = true;
                 Ok(())
             }
             Err(e) => {
                 let path = self.label.clone();
-                Err(if self.gzip {
+                Err(if self.gzip.is_some() {
                     Error::Gzip { path, cause: e }
                 } else {
                     Error::io(path, e)

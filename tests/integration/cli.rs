@@ -138,10 +138,10 @@ fn exit_codes_and_messages() {
         "other=1",
         &samples(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "defaults fill in: {}",
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--param other: the query has no $other; valid: user"),
+        "{}",
         text(&out.stderr)
     );
 

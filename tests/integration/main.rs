@@ -10,8 +10,10 @@ mod daemon_files;
 mod daemon_rotation;
 mod daemon_soak;
 mod fast_path;
+mod first_hour;
 mod formats;
 mod insights;
+mod readme;
 mod realdata;
 mod saved;
 

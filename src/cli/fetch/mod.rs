@@ -257,7 +257,7 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             let client = clients.get(&spec.connection).await;
-            let mut puller = Puller::new(client, group.clone());
+            let mut puller = Puller::new(client, spec);
             puller
                 .stream_prefix
                 .clone_from(&args.cloudwatch.stream_prefix);

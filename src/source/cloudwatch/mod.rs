@@ -20,7 +20,6 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::error::DisplayErrorContext;
 use serde::{Deserialize, Serialize};
 
 use super::{AUDIT_STREAM_PREFIX, Chunk, CwMeta, Message, Origin};
@@ -29,6 +28,7 @@ use crate::report::Report;
 use crate::schema::cluster_from_log_group;
 
 mod config;
+mod retry;
 mod time;
 
 pub use config::load_config;
@@ -69,7 +69,34 @@ impl Connection {
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        Client::new(&loader.load().await)
+        let config = aws_sdk_cloudwatchlogs::config::Builder::from(&loader.load().await)
+            .retry_classifier(retry::NoRetryWhenRefused)
+            .interceptor(retry::SayRetries {
+                max_attempts: self.max_attempts.max(1),
+            })
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Where requests go, for messages: the endpoint or the region.
+    pub fn describe(&self) -> String {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(url) = self
+            .endpoint_url
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+        {
+            return url;
+        }
+        match self
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+        {
+            Some(r) => format!("region {r}"),
+            None => "the profile's region".to_string(),
+        }
     }
 }
 
@@ -172,6 +199,8 @@ pub struct LogEvent {
 pub struct Puller {
     pub client: Client,
     pub log_group: String,
+    /// Where requests go (for messages).
+    pub endpoint: String,
     /// Only streams whose names start with this (audit streams by default).
     pub stream_prefix: String,
     pub settle: Duration,
@@ -183,10 +212,11 @@ pub struct Puller {
 }
 
 impl Puller {
-    pub fn new(client: Client, log_group: impl Into<String>) -> Self {
+    pub fn new(client: Client, spec: &GroupSpec) -> Self {
         Self {
             client,
-            log_group: log_group.into(),
+            log_group: spec.log_group.clone(),
+            endpoint: spec.connection.describe(),
             stream_prefix: AUDIT_STREAM_PREFIX.to_string(),
             settle: Duration::from_secs(300),
             max_tps: 5.0,
@@ -234,9 +264,14 @@ impl Puller {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| Error::CloudWatch {
-                    log_group: self.log_group.clone(),
-                    cause: DisplayErrorContext(&e).to_string(),
+                .map_err(|e| {
+                    let (cause, detail) = retry::describe(&e);
+                    Error::CloudWatch {
+                        log_group: self.log_group.clone(),
+                        endpoint: self.endpoint.clone(),
+                        cause,
+                        detail,
+                    }
                 })?;
             let page: Vec<LogEvent> = response
                 .events()
@@ -360,7 +395,7 @@ impl CloudWatchSource {
             for spec in &self.groups {
                 let group = &spec.log_group;
                 let client = clients.get(&spec.connection).await;
-                let mut puller = Puller::new(client, group.clone());
+                let mut puller = Puller::new(client, spec);
                 puller.stream_prefix.clone_from(&self.stream_prefix);
                 puller.max_tps = self.max_tps;
                 puller.page_size = self.page_size;

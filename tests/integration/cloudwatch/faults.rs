@@ -162,6 +162,13 @@ fn fetch_stops_on_persistent_failure_and_resumes() {
         err.contains("/aws/eks/delta/cluster") && err.contains("ServiceUnavailable"),
         "{err}"
     );
+    // The retry was said, and the error is one line, not the SDK's structs.
+    assert!(
+        err.contains("CloudWatch Logs request failed (")
+            && err.contains("retrying, attempt 2 of 2"),
+        "{err}"
+    );
+    assert!(!err.contains("ServiceError {"), "{err}");
     // Two pages made it before the failure.
     assert_eq!(count_rows(&output), "n,ids\n1000,1000\n");
     let out = fetch_through(&moto.url, &output, &[]);
