@@ -357,3 +357,18 @@ pub fn clamp_huge_numbers(text: &str) -> Option<String> {
         out
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::clamp_huge_numbers;
+
+    #[test]
+    fn huge_numbers_clamped_outside_strings_only() {
+        assert_eq!(
+            clamp_huge_numbers(r#"{"a":"1e400 \" 1e400","b":1e400,"c":[-2E+999],"d":1.5}"#)
+                .as_deref(),
+            Some(r#"{"a":"1e400 \" 1e400","b":1e308,"c":[-1e308],"d":1.5}"#)
+        );
+        assert_eq!(clamp_huge_numbers(r#"{"a":1,"b":"1e400"}"#), None);
+    }
+}
