@@ -33,6 +33,9 @@ are set in eksaudit.toml:
   [alerts.params]
   allowed_cidrs = [\"10.0.0.0/8\", \"203.0.113.0/24\"]
 
+A name there that no rule declares is an error (a typo would leave a rule
+at its default, or off).
+
 Examples:
   eksaudit alerts run samples/
   eksaudit alerts run --format json --config eksaudit.toml exported/ > alerts.ndjson
