@@ -232,6 +232,10 @@ pub(super) fn values(
     let mut pos = 0usize;
     let mut lines = LineCounter::default();
     let mut in_array = false;
+    // Whether a whole value has been read: before one, a file that does not
+    // go on as JSON (`[package]`, `[section]` of an INI or TOML file) is not
+    // an audit log, not a run of bad events.
+    let mut any_value = false;
     loop {
         // Separators between values.
         while pos < buf.len() && (buf[pos].is_ascii_whitespace() || (in_array && buf[pos] == b','))
@@ -262,6 +266,7 @@ pub(super) fn values(
         }
         match scan_value(&buf, pos) {
             Scan::Complete(end) => {
+                any_value = true;
                 let line = lines.line_at(&buf, pos);
                 if !push_value(&buf[pos..end], line, ctx, &mut sink) {
                     break;
@@ -279,6 +284,18 @@ pub(super) fn values(
                     &ctx.label,
                     line,
                     "truncated JSON: the input ends inside this value",
+                );
+                break;
+            }
+            Scan::Invalid if !any_value => {
+                let line = lines.line_at(&buf, pos);
+                ctx.report.bad_file(
+                    &ctx.label,
+                    Some(line),
+                    format_args!(
+                        "not an audit log: expected JSON, found {:?}",
+                        char::from(buf[pos])
+                    ),
                 );
                 break;
             }

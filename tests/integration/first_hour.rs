@@ -246,6 +246,23 @@ fn inputs_that_are_not_logs_are_named() {
         err.contains("eksaudit: 0 event(s) read: 1 file(s) not an audit log or damaged part way"),
         "{err}"
     );
+
+    // A file that starts like JSON but is not (TOML, INI): one bad file,
+    // not a bad event per line.
+    let toml = dir.path().join("Cargo.toml");
+    std::fs::write(&toml, "[package]\nname = \"x\"\n\n[dependencies]\n").unwrap();
+    let out = eksaudit(&[
+        "query",
+        "select count(*) as n from audit",
+        toml.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(text(&out.stdout), "n\n0\n");
+    assert!(
+        err.contains("Cargo.toml:1: not an audit log: expected JSON, found 'p'"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 2, "{err}");
 }
 
 #[test]
