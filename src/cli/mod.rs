@@ -247,7 +247,9 @@ pub struct FetchArgs {
     #[command(flatten)]
     pub cloudwatch: CloudWatchArgs,
 
-    /// Pull `/aws/eks/NAME/cluster` (repeatable).
+    /// Deprecated: write --cloudwatch NAME (pulls `/aws/eks/NAME/cluster`).
+    /// Everywhere else --cluster labels events read from files; this old
+    /// spelling still pulls, with a note on stderr.
     #[arg(long = "cluster", value_name = "NAME")]
     pub clusters: Vec<String>,
 

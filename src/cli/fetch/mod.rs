@@ -33,7 +33,7 @@ use output::Output;
 
 pub const AFTER_HELP: &str = "\
 Examples:
-  eksaudit fetch --cluster prod --since 24h -o prod.ndjson.gz
+  eksaudit fetch --cloudwatch prod --since 24h -o prod.ndjson.gz
   eksaudit fetch --cloudwatch /aws/eks/a/cluster --cloudwatch /aws/eks/b/cluster \\
       --since 2026-11-01T00:00:00Z --until 2026-11-02T00:00:00Z -o nov1.ndjson
   eksaudit query \"select count(*) from audit\" prod.ndjson.gz
@@ -156,7 +156,7 @@ fn group_specs(args: &CloudWatchArgs, clusters: &[String]) -> anyhow::Result<Vec
     let mut seen = std::collections::HashSet::new();
     groups.retain(|g| seen.insert(g.key()));
     if groups.is_empty() {
-        bail!("name what to read: --cloudwatch LOG_GROUP, --cluster NAME, or --config FILE");
+        bail!("name what to read: --cloudwatch LOG_GROUP|CLUSTER or --config FILE");
     }
     Ok(groups)
 }
@@ -215,6 +215,13 @@ fn fresh(groups: &[GroupSpec], window: Window, args: &CloudWatchArgs, written: u
 }
 
 pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(name) = args.clusters.first() {
+        eprintln!(
+            "eksaudit: fetch --cluster {name} is deprecated: write --cloudwatch {name} \
+             (a name without a leading / is the cluster's log group); --cluster \
+             labels events read from files everywhere else"
+        );
+    }
     let groups = group_specs(&args.cloudwatch, &args.clusters)?;
     let settle = parse_duration(&args.settle).map_err(|e| anyhow::anyhow!("--settle: {e}"))?;
     let cp_path = args.checkpoint.clone().unwrap_or_else(|| {

@@ -98,7 +98,7 @@ fn fetch_through(url: &str, output: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "fetch",
         "-q",
-        "--cluster",
+        "--cloudwatch",
         "delta",
         "--since",
         "1h",

@@ -354,7 +354,7 @@ fn fetch_killed_and_restarted_has_every_event_once() {
         moto.eksaudit(&[
             "fetch",
             "-q",
-            "--cluster",
+            "--cloudwatch",
             "gamma",
             "--since",
             "1h",
@@ -465,7 +465,7 @@ fn fetch_rerun_appends_new_and_late_events() {
         moto.eksaudit(&[
             "fetch",
             "-q",
-            "--cluster",
+            "--cloudwatch",
             "epsilon",
             "--since",
             "1h",
@@ -492,7 +492,7 @@ fn fetch_start_at_now_skips_the_backlog_and_a_time_reads_again() {
     let (moto, group, t0, _dir, output) = fetch_fixture("zeta");
     let group = group.as_str();
     let fetch = |start_at: &str| {
-        let args = ["fetch", "-q", "--cluster", "zeta", "-o", &output];
+        let args = ["fetch", "-q", "--cloudwatch", "zeta", "-o", &output];
         stdout(
             &moto
                 .eksaudit(&[&args[..], &["--start-at", start_at]].concat())
@@ -500,6 +500,25 @@ fn fetch_start_at_now_skips_the_backlog_and_a_time_reads_again() {
                 .unwrap(),
         )
     };
+    // The old spelling, `--cluster NAME`, still pulls, with a note.
+    let old = [
+        "fetch",
+        "-q",
+        "--cluster",
+        "zeta",
+        "-o",
+        &output,
+        "--start-at",
+        "now",
+    ];
+    let out = moto.eksaudit(&old).output().unwrap();
+    stdout(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("fetch --cluster zeta is deprecated: write --cloudwatch zeta"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fetch("now");
     assert_eq!(count_rows(&output), "n,ids\n0,0\n", "backlog skipped");
     // What arrives after `now` is fetched by reruns from the checkpoint.
@@ -530,7 +549,7 @@ fn fetch_to_a_directory_of_parquet_parts() {
         moto.eksaudit(&[
             "fetch",
             "-q",
-            "--cluster",
+            "--cloudwatch",
             "eta",
             "--page-size",
             "1000",
