@@ -46,7 +46,12 @@ pub fn friendly(e: &DataFusionError) -> Option<String> {
         other => {
             let text = other.to_string();
             let name = NO_STRUCT_FIELD.captures(&text)?.get(1)?.as_str();
-            Some(no_struct_field(name))
+            // A field the schema has (read from a file whose struct lacks
+            // it, say) is not a typo: DataFusion's message stands.
+            let known = schema_paths()
+                .iter()
+                .any(|p| p.split_once('.').is_some_and(|(_, f)| f == name));
+            (!known).then(|| no_struct_field(name))
         }
     }
 }
@@ -147,5 +152,12 @@ mod tests {
             "no struct field usrname; did you mean user.username? (user has username, uid, groups, extra)"
         );
         assert!(no_struct_field("Namespace").contains("write objectRef.namespace"));
+    }
+
+    #[test]
+    fn a_field_the_schema_has_is_not_called_a_typo() {
+        let err = |f: &str| DataFusionError::Execution(format!("Field {f} not found in struct"));
+        assert_eq!(friendly(&err("extra")), None);
+        assert!(friendly(&err("usrname")).is_some_and(|m| m.contains("user.username")));
     }
 }
