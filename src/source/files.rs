@@ -250,16 +250,18 @@ impl BlockReader {
                     .as_ref()
                     .map_or(0, |g| g.bytes.load(Ordering::Relaxed));
                 let kept = self.read + (buf.len() - before) as u64;
+                // The decoder reads ahead, so for corrupt data the offset
+                // is where reading had got to, not the bad byte itself.
                 let what = if e.kind() == io::ErrorKind::UnexpectedEof {
-                    "gzip stream ends early (file cut short?)"
+                    "gzip stream ends early (file cut short?) at"
                 } else {
-                    "gzip data corrupt"
+                    "gzip data corrupt before"
                 };
                 self.report.bad_file(
                     &self.label,
                     None,
                     format_args!(
-                        "{what} at byte {at} of the file ({e}); the {kept} bytes of log before it are read"
+                        "{what} byte {at} of the file ({e}); the {kept} bytes of log before it are read"
                     ),
                 );
                 self.read = kept;

@@ -204,7 +204,7 @@ fn corrupt_gzip_is_reported_naming_the_file() {
     assert!(table(&batches).contains("| 0 |"));
     assert_eq!((counts.bad_files, counts.problems()), (1, 1));
     assert!(
-        counts.first[0].contains("broken.gz: gzip data corrupt at byte "),
+        counts.first[0].contains("broken.gz: gzip data corrupt before byte "),
         "{:?}",
         counts.first
     );
