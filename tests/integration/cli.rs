@@ -5,14 +5,14 @@ use std::process::{Command, Output, Stdio};
 
 use super::samples;
 
-fn eksaudit(args: &[&str]) -> Output {
+pub(crate) fn eksaudit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_eksaudit"))
         .args(args)
         .output()
         .expect("running eksaudit")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

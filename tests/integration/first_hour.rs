@@ -3,20 +3,10 @@
 //! inputs that are not logs or are damaged said to be so.
 
 use std::io::Write;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use super::cli::{eksaudit, text};
 use super::{free_port, samples};
-
-fn eksaudit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args(args)
-        .output()
-        .expect("running eksaudit")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// stderr of a run that must fail with status 2, as one line.
 fn error_line(args: &[&str]) -> String {
@@ -90,8 +80,9 @@ fn sql_errors_point_at_the_schema_path() {
 #[test]
 fn a_refused_connection_is_one_line_and_not_retried() {
     let url = format!("http://127.0.0.1:{}", free_port());
-    let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args([
+    // stderr of a query pulling from `url`, with `flags` before it.
+    let pull = |flags: &[&str]| {
+        let query = [
             "query",
             "--cloudwatch",
             "demo",
@@ -100,13 +91,18 @@ fn a_refused_connection_is_one_line_and_not_retried() {
             "--region",
             "us-east-1",
             "select count(*) from audit",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+        ];
+        let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+            .args(flags)
+            .args(query)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let err = pull(&[]);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains(&format!(
@@ -121,23 +117,7 @@ fn a_refused_connection_is_one_line_and_not_retried() {
     );
 
     // -v adds the SDK's detail.
-    let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args([
-            "-v",
-            "query",
-            "--cloudwatch",
-            "demo",
-            "--endpoint-url",
-            &url,
-            "--region",
-            "us-east-1",
-            "select count(*) from audit",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
+    let err = pull(&["-v"]);
     assert!(err.contains("eksaudit: detail: dispatch failure"), "{err}");
 }
 
