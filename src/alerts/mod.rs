@@ -215,15 +215,26 @@ pub fn ndjson_batch(path: &Path, text: &str) -> Result<RecordBatch, AlertError> 
     Ok(batch)
 }
 
+/// [`parse_rules`] with `config`'s parameters; when every rule parsed, the
+/// errors are the parameters no rule declares (a broken rule's own would
+/// otherwise be reported as unknown too).
+pub fn parse_configured(
+    texts: &[(PathBuf, String)],
+    config: &AlertsConfig,
+) -> (Vec<Rule>, Vec<AlertError>) {
+    let (rules, errors) = parse_rules(texts, &config.params);
+    if errors.is_empty() {
+        let unknown = config.unknown_params(&rules);
+        return (rules, unknown);
+    }
+    (rules, errors)
+}
+
 /// Every rule of `dir` (or the shipped ones) with `config`'s parameters;
 /// the first broken rule, or else the first parameter no rule declares, is
 /// the error.
 pub fn load_rules(dir: Option<&Path>, config: &AlertsConfig) -> Result<Vec<Rule>, AlertError> {
-    let texts = rule_texts(dir)?;
-    let (rules, mut errors) = parse_rules(&texts, &config.params);
-    if errors.is_empty() {
-        errors = config.unknown_params(&rules);
-    }
+    let (rules, errors) = parse_configured(&rule_texts(dir)?, config);
     match errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(rules),

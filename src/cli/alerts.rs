@@ -419,11 +419,7 @@ async fn test(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
 
 async fn lint(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let texts = alerts::rule_texts(args.rules.as_deref())?;
-    let config = config(args)?;
-    let (rules, mut errors) = alerts::parse_rules(&texts, &config.params);
-    if errors.is_empty() {
-        errors = config.unknown_params(&rules);
-    }
+    let (rules, mut errors) = alerts::parse_configured(&texts, &config(args)?);
     errors.extend(Engine::check(&rules).await);
     for e in &errors {
         writeln!(out, "{e}")?;
