@@ -16,6 +16,21 @@ use crate::suggest::closest;
 static NO_STRUCT_FIELD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"Field (\S+) not found in struct").expect("valid regex"));
 
+/// The audit schema's struct columns, each with its fields' names.
+fn structs() -> Vec<(String, Vec<String>)> {
+    audit_schema()
+        .fields()
+        .iter()
+        .filter_map(|f| match f.data_type() {
+            DataType::Struct(children) => Some((
+                f.name().clone(),
+                children.iter().map(|c| c.name().clone()).collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Every column and struct field of the audit schema as written in SQL
 /// (`verb`, `user.username`, `objectRef.namespace`).
 fn schema_paths() -> Vec<String> {
@@ -48,9 +63,9 @@ pub fn friendly(e: &DataFusionError) -> Option<String> {
             let name = NO_STRUCT_FIELD.captures(&text)?.get(1)?.as_str();
             // A field the schema has (read from a file whose struct lacks
             // it, say) is not a typo: DataFusion's message stands.
-            let known = schema_paths()
+            let known = structs()
                 .iter()
-                .any(|p| p.split_once('.').is_some_and(|(_, f)| f == name));
+                .any(|(_, fields)| fields.iter().any(|f| f == name));
             (!known).then(|| no_struct_field(name))
         }
     }
@@ -81,41 +96,26 @@ fn no_column(written: &str, valid: &[datafusion::common::Column]) -> String {
 }
 
 fn no_struct_field(name: &str) -> String {
-    let schema = audit_schema();
-    let structs: Vec<(&str, Vec<&str>)> = schema
-        .fields()
-        .iter()
-        .filter_map(|f| match f.data_type() {
-            DataType::Struct(children) => Some((
-                f.name().as_str(),
-                children.iter().map(|c| c.name().as_str()).collect(),
-            )),
-            _ => None,
-        })
-        .collect();
-    if let Some((s, fields)) = structs
-        .iter()
-        .find(|(_, fields)| fields.iter().any(|f| f.eq_ignore_ascii_case(name)))
-    {
-        let f = fields
+    let structs = structs();
+    // (struct, field) for every field of every struct.
+    let pairs = || {
+        structs
             .iter()
-            .find(|f| f.eq_ignore_ascii_case(name))
-            .unwrap_or(&name);
+            .flat_map(|(s, fields)| fields.iter().map(move |f| (s, f)))
+    };
+    if let Some((s, f)) = pairs().find(|(_, f)| f.eq_ignore_ascii_case(name)) {
         return format!("{s} has no field {name}: names are case-sensitive, write {s}.{f}");
     }
-    let all = structs
-        .iter()
-        .flat_map(|(s, fields)| fields.iter().map(move |f| (*s, *f)));
-    let best = closest(name, all.clone().map(|(_, f)| f));
-    match best.and_then(|b| all.clone().find(|(_, f)| *f == b)) {
+    let best = closest(name, pairs().map(|(_, f)| f.as_str()));
+    match pairs().find(|(_, f)| Some(f.as_str()) == best) {
         Some((s, f)) => {
-            let fields = &structs
+            let fields = structs
                 .iter()
-                .find(|(n, _)| *n == s)
+                .find(|(n, _)| n == s)
                 .map(|(_, f)| f.join(", "));
             format!(
                 "no struct field {name}; did you mean {s}.{f}? ({s} has {})",
-                fields.as_deref().unwrap_or("")
+                fields.unwrap_or_default()
             )
         }
         None => {
