@@ -42,6 +42,10 @@ pub enum Error {
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: String, reason: String },
 
+    /// A lake could not be read or written.
+    #[error("lake {lake}: {reason}")]
+    Lake { lake: String, reason: String },
+
     /// `--strict` and the input held events that could not be read.
     #[error("{count} unreadable event(s) or file(s) in the input (--strict)")]
     BadInput { count: u64 },
@@ -105,6 +109,12 @@ impl From<DataFusionError> for Error {
             DataFusionError::Context(_, inner) => Error::from(*inner),
             other => Error::Query(other),
         }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Error::Query(e.into())
     }
 }
 

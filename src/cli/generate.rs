@@ -15,6 +15,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         export_lines: args.export_lines,
         mix: args.mix,
+        span: args
+            .span
+            .as_deref()
+            .map(crate::source::cloudwatch::parse_duration)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--span: {e}"))?,
     };
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::with_capacity(

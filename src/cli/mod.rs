@@ -4,6 +4,7 @@
 mod alerts;
 mod fetch;
 mod generate;
+mod lake;
 pub mod output;
 mod progress;
 mod queries;
@@ -71,6 +72,12 @@ pub enum Command {
     /// Alert rules: hunt over files, list, test and lint the rules.
     #[command(after_help = alerts::AFTER_HELP)]
     Alerts(AlertsArgs),
+    /// Decode audit logs into a Parquet lake, partitioned by cluster and
+    /// day, exactly once.
+    #[command(after_help = lake::INGEST_HELP)]
+    Ingest(IngestArgs),
+    /// Look after a lake: merge small files, print other engines' DDL.
+    Lake(LakeArgs),
     /// Run the alert daemon: follow CloudWatch log groups and files,
     /// evaluate every rule on micro-batches, deliver alerts to sinks.
     #[command(after_help = DAEMON_HELP)]
@@ -212,9 +219,10 @@ pub struct CloudWatchArgs {
     pub config: Option<PathBuf>,
 
     /// Start of the time range: a duration back from now (90s, 30m, 2h, 7d),
-    /// an RFC 3339 time, or epoch milliseconds.
-    #[arg(long, value_name = "TIME", default_value = "1h")]
-    pub since: String,
+    /// an RFC 3339 time, or epoch milliseconds [default: 1h for CloudWatch;
+    /// a lake's whole history].
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 
     /// End of the time range (same forms as --since) [default: now].
     #[arg(long, value_name = "TIME")]
@@ -348,6 +356,11 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub live: CloudWatchArgs,
 
+    /// Query a lake written by `eksaudit ingest` (a folder) instead of
+    /// files: days and clusters the query rules out are not read.
+    #[arg(long, value_name = "LAKE")]
+    pub lake: Option<String>,
+
     /// Decoder threads [default: one per core].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -356,6 +369,122 @@ pub struct QueryArgs {
     /// (problems are still counted, and --strict still applies).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The lake: a folder (created if missing).
+    #[arg(long, value_name = "LAKE")]
+    pub lake: String,
+
+    /// Cluster name for every event (default: from the log group name;
+    /// an event with neither is refused).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Log group for inputs that do not name theirs.
+    #[arg(long, value_name = "GROUP")]
+    pub log_group: Option<String>,
+
+    /// Also store `raw`, each whole event as JSON text (about doubles the
+    /// lake; without it `raw` reads as NULL).
+    #[arg(long)]
+    pub keep_raw: bool,
+
+    /// Decoded events held before the oldest partition is written out
+    /// (a file per partition per flush): e.g. 512MB, 2GB.
+    #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = parse_size)]
+    pub memory: usize,
+
+    /// Fail (exit 3) and add nothing if any event could not be read.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Decoder threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// No progress and no summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Files or directories of audit logs (any format `query` reads).
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LakeArgs {
+    #[command(subcommand)]
+    pub command: LakeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Merge each partition's files into one, sorted by time.
+    #[command(after_help = lake::COMPACT_HELP)]
+    Compact(CompactArgs),
+    /// Print the CREATE TABLE another engine needs to read the lake.
+    #[command(after_help = lake::DDL_HELP)]
+    Ddl(DdlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The lake's folder.
+    #[arg(value_name = "LAKE")]
+    pub lake: String,
+
+    /// Merge a partition only when it has at least this many files.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub min_files: usize,
+
+    /// Decoded events held per merged file before it is cut (as ingest's
+    /// --memory).
+    #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = parse_size)]
+    pub memory: usize,
+
+    /// No summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DdlArgs {
+    /// Which engine's dialect.
+    #[arg(long, value_enum)]
+    pub engine: crate::lake::ddl::Engine,
+
+    /// Where the engine finds the lake: s3://bucket/prefix, or a path.
+    #[arg(long, value_name = "URL")]
+    pub location: String,
+
+    /// The table's name.
+    #[arg(long, value_name = "NAME", default_value = "eks_audit")]
+    pub table: String,
+
+    /// A local copy of the lake to take the cluster names from (Athena's
+    /// projection then lists them, and queries may leave `cluster` out).
+    #[arg(long, value_name = "LAKE")]
+    pub lake: Option<String>,
+}
+
+/// `512MB`, `2GB`, `64KB` or bytes.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let t = t.strip_suffix('B').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('K') => (&t[..t.len() - 1], 1usize << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("expected a size like 512MB or 2GB, got {s:?}"))
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +501,10 @@ pub struct GenerateArgs {
     /// Who makes the requests.
     #[arg(long, value_enum, default_value = "default")]
     pub mix: crate::synth::Mix,
+    /// Spread the events evenly over this span (10d: ten days of a trail,
+    /// for a lake), instead of the mix's own pace.
+    #[arg(long, value_name = "DURATION")]
+    pub span: Option<String>,
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -398,6 +531,11 @@ where
         Command::Fetch(args) => fetch::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Alerts(args) => alerts::run(args),
+        Command::Ingest(args) => lake::ingest(&args),
+        Command::Lake(args) => match args.command {
+            LakeCommand::Compact(a) => lake::compact(&a),
+            LakeCommand::Ddl(a) => lake::ddl(&a),
+        },
         Command::Daemon(args) => crate::daemon::run(
             &args.config,
             crate::source::cloudwatch::Connection {

@@ -13,6 +13,7 @@ use super::QueryArgs;
 use super::output::{Format, ResultWriter};
 use super::progress::Progress;
 use crate::error::Error;
+use crate::lake::Lake;
 use crate::query::{self, Query, saved};
 use crate::report::{Counts, Report};
 use crate::source::{ChunkSource, FileSource, SourceOptions, expand_paths, is_parquet, total_size};
@@ -73,6 +74,15 @@ impl Plan {
             }
         };
         let live = !args.live.log_groups.is_empty() || args.live.config.is_some();
+        if let Some(lake) = &args.lake {
+            if live || !positional.is_empty() {
+                bail!("--lake {lake} is the input: name no files and no --cloudwatch as well");
+            }
+            return Ok(Self {
+                sql,
+                paths: positional,
+            });
+        }
         if live && !positional.is_empty() {
             bail!("--cloudwatch reads CloudWatch Logs: name no files as well");
         }
@@ -162,7 +172,16 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             parquet[0].display()
         );
     }
-    let (source, total): (Arc<dyn ChunkSource>, Option<u64>) = if plan.paths.is_empty() {
+    let (source, total): (Arc<dyn ChunkSource>, Option<u64>) = if args.lake.is_some() {
+        (
+            Arc::new(FileSource::new(
+                Vec::new(),
+                SourceOptions::default(),
+                report.clone(),
+            )),
+            Some(0),
+        )
+    } else if plan.paths.is_empty() {
         let source = super::fetch::live_source(&args.live, args.cluster.clone(), report.clone())?;
         (Arc::new(source), None)
     } else {
@@ -183,8 +202,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut progress =
-        (!args.quiet && io::stderr().is_terminal()).then(|| Progress::start(report.clone(), total));
+    let mut progress = (!args.quiet && args.lake.is_none() && io::stderr().is_terminal())
+        .then(|| Progress::start(report.clone(), total));
     // Progress gives way to results as soon as the first rows are written.
     let mut end_progress = || {
         if let Some(p) = progress.take() {
@@ -192,13 +211,20 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let result = runtime.block_on(async {
-        let ctx = if parquet.is_empty() {
-            query::session(source, report.clone(), partitions)?
+        let (ctx, lake) = if let Some(name) = &args.lake {
+            let lake = Lake::open(name)?;
+            let (since, until) = lake_range(&args)?;
+            (
+                query::lake_session(&lake, partitions, since, until).await?,
+                Some(lake),
+            )
+        } else if parquet.is_empty() {
+            (query::session(source, report.clone(), partitions)?, None)
         } else {
-            query::parquet_session(&parquet, partitions)?
+            (query::parquet_session(&parquet, partitions)?, None)
         };
         let q = Query::plan(&ctx, &sql).await?.bind(&params)?;
-        write_results(q, &args, &mut end_progress).await
+        write_results(q, &args, lake.as_ref(), &mut end_progress).await
     });
     end_progress();
     let counts = report.counts();
@@ -222,9 +248,31 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--since`/`--until` over a lake, in µs.
+fn lake_range(args: &QueryArgs) -> Result<(Option<i64>, Option<i64>), Error> {
+    let now = crate::source::cloudwatch::now_ms();
+    let at = |flag: &str, t: &Option<String>| {
+        t.as_deref()
+            .map(|t| {
+                crate::source::cloudwatch::parse_time(t, now)
+                    .map(|ms| ms * 1000)
+                    .map_err(|reason| Error::Config {
+                        path: flag.to_string(),
+                        reason,
+                    })
+            })
+            .transpose()
+    };
+    Ok((
+        at("--since", &args.live.since)?,
+        at("--until", &args.live.until)?,
+    ))
+}
+
 async fn write_results(
     q: Query,
     args: &QueryArgs,
+    lake: Option<&Lake>,
     before_output: &mut dyn FnMut(),
 ) -> Result<(), Error> {
     let output = args.output.as_deref();
@@ -278,7 +326,21 @@ async fn write_results(
         },
     };
     let mut writer = ResultWriter::new(format, q.schema(), out);
-    let mut stream = q.stream().await?;
+    let mut stream = match lake {
+        None => q.stream().await?,
+        Some(lake) => {
+            let (stream, read) = q.stream_counting_files().await?;
+            if !args.quiet {
+                let all = lake.data_files().await?.len();
+                eprintln!(
+                    "eksaudit: lake {}: {read} of {all} file(s) read, {} pruned by cluster and day",
+                    lake.name,
+                    all.saturating_sub(read)
+                );
+            }
+            stream
+        }
+    };
     while let Some(batch) = stream.next().await {
         before_output();
         writer.push(&batch?).map_err(encode_error)?;
@@ -288,7 +350,7 @@ async fn write_results(
 }
 
 /// The first problems with their locations, then the totals.
-fn print_summary(c: &Counts, err: &mut dyn Write) {
+pub(super) fn print_summary(c: &Counts, err: &mut dyn Write) {
     // stderr is best effort: nowhere else to report its failure.
     for line in &c.first {
         let _ = writeln!(err, "{line}");

@@ -140,23 +140,6 @@ pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::proc
     })
 }
 
-/// Crash tests: `EKSAUDIT_FAILPOINT=NAME:N` aborts the process the N-th
-/// time it passes the point NAME (as a SIGKILL would, at exactly the
-/// moment a test needs). Unset, it costs one environment lookup a call.
-fn failpoint(name: &str) {
-    static PASSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let Ok(spec) = std::env::var("EKSAUDIT_FAILPOINT") else {
-        return;
-    };
-    let Some((point, n)) = spec.split_once(':') else {
-        return;
-    };
-    if point == name && n.parse() == Ok(PASSED.fetch_add(1, Ordering::SeqCst) + 1) {
-        log(format_args!("failpoint {name}: aborting"));
-        std::process::abort();
-    }
-}
-
 /// A file sink seen for the first time: its length now is where this
 /// daemon's alerts begin, committed before any is written, so a crash before
 /// the first acknowledgement cannot leave a line that is written again.
@@ -292,7 +275,7 @@ impl Daemon {
                     }
                 };
                 backoff.remove(&name);
-                failpoint("after-sink-write");
+                crate::failpoint::hit("after-sink-write");
                 // The acknowledgement and the file's new length, together.
                 if let Some(m) = mark {
                     state.sink_files.insert(name.clone(), m);

@@ -10,6 +10,7 @@
 mod dialect;
 mod exprs;
 pub mod hints;
+mod lake;
 mod names;
 mod prepared;
 pub mod saved;
@@ -41,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::report::Report;
 use crate::source::ChunkSource;
 pub use exprs::Exprs;
+pub use lake::{files_scanned, lake_session};
 pub use prepared::{BatchSession, Prepared};
 pub use table::AuditTable;
 
@@ -225,6 +227,18 @@ impl Query {
     /// Runs the query, yielding batches as they are produced.
     pub async fn stream(self) -> Result<SendableRecordBatchStream> {
         Ok(self.df.execute_stream().await?)
+    }
+
+    /// Runs the query; also says how many files its Parquet scans open
+    /// (after pruning by partition).
+    pub async fn stream_counting_files(self) -> Result<(SendableRecordBatchStream, usize)> {
+        let task = Arc::new(self.df.task_ctx());
+        let plan = self.df.create_physical_plan().await?;
+        let files = files_scanned(&plan);
+        Ok((
+            datafusion::physical_plan::execute_stream(plan, task)?,
+            files,
+        ))
     }
 
     /// Runs the query and keeps every batch (tests, small results).

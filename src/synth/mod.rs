@@ -38,6 +38,9 @@ pub struct GenOptions {
     /// Write CloudWatch S3-export lines (`<ts> <json>`) instead of NDJSON.
     pub export_lines: bool,
     pub mix: Mix,
+    /// Spread the events evenly over this span (a trail of many days for
+    /// a lake) instead of the mix's own pace.
+    pub span: Option<std::time::Duration>,
 }
 
 /// Who did what, before it is dressed as an audit event.
@@ -291,7 +294,10 @@ pub fn generate(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> {
         now_us: START_US,
         n: 0,
         mix: opts.mix,
-        mean_step_us: None,
+        mean_step_us: opts.span.map(|span| {
+            let step = span.as_micros() / u128::from(opts.events.max(1));
+            u32::try_from(step.max(1)).unwrap_or(u32::MAX)
+        }),
     };
     let mut line = Vec::with_capacity(4096);
     for _ in 0..opts.events {
@@ -361,6 +367,7 @@ pub fn ndjson_mix(events: u64, seed: u64, mix: Mix) -> Vec<u8> {
         seed,
         export_lines: false,
         mix,
+        span: None,
     };
     generate(&opts, &mut out).expect("writing to memory cannot fail");
     out
@@ -377,6 +384,7 @@ mod tests {
             seed: 7,
             export_lines: false,
             mix: Mix::Default,
+            span: None,
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         generate(&opts, &mut a).unwrap();

@@ -13,6 +13,7 @@ mod fast_path;
 mod first_hour;
 mod formats;
 mod insights;
+mod lake;
 mod readme;
 mod realdata;
 mod saved;

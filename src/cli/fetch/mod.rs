@@ -120,8 +120,8 @@ fn connection(args: &CloudWatchArgs) -> Connection {
 }
 
 fn window(args: &CloudWatchArgs) -> anyhow::Result<Window> {
-    let start_ms =
-        parse_time(&args.since, now_ms()).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let start_ms = parse_time(args.since.as_deref().unwrap_or("1h"), now_ms())
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     window_from(start_ms, "--since", args)
 }
 

@@ -1,0 +1,336 @@
+//! Decoded batches into partition files: rows are split by (cluster, day),
+//! held per partition up to a memory budget, and each partition's rows are
+//! written as one Parquet file sorted by `requestReceivedTimestamp`: zstd,
+//! statistics and page index, the Parquet spec's list and map names.
+//! Files go to the staging folder; [`Writer::finish`] says where each
+//! belongs, for the manifest's commit to move.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch};
+use datafusion::arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use datafusion::object_store::ObjectStoreExt;
+use datafusion::object_store::path::Path;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tokio::task::JoinSet;
+
+use super::{META_DIR, data_path, lake_error, valid_cluster};
+use crate::error::{Error, Result};
+use crate::report::Report;
+use crate::schema::col;
+
+/// Rows per row group: small enough that a time range skips most of a
+/// day's file, large enough to compress well.
+const ROW_GROUP: usize = 128 * 1024;
+
+/// Parquet files that every reader takes as they are.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("3 is a zstd level"),
+        ))
+        // `element`, `key_value`/`key`/`value`: the Parquet spec's names
+        // for list and map children (Arrow's are `item`, `entries`).
+        .set_coerce_types(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .build()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    cluster: Arc<str>,
+    /// Days since 1970-01-01 (UTC).
+    day: i32,
+}
+
+#[derive(Default)]
+struct Part {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    /// When rows last came (a counter): the least recently fed partition
+    /// is written first when memory runs short, so a time-ordered input
+    /// writes each finished day once.
+    last: u64,
+}
+
+/// A file written to staging, and where it belongs.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub staged: Path,
+    pub target: Path,
+    pub rows: usize,
+    pub bytes: usize,
+    pub cluster: Arc<str>,
+    pub dt: String,
+}
+
+/// Splits, buffers and writes one run's events.
+pub struct Writer {
+    lake: Arc<super::Lake>,
+    run: String,
+    schema: SchemaRef,
+    budget: usize,
+    held: usize,
+    clock: u64,
+    seq: u32,
+    parts: HashMap<Key, Part>,
+    writing: JoinSet<Result<Staged>>,
+    staged: Vec<Staged>,
+    report: Arc<Report>,
+}
+
+impl Writer {
+    /// `schema`: the file columns; batches pushed have them then `cluster`.
+    pub fn new(
+        lake: Arc<super::Lake>,
+        run: String,
+        schema: SchemaRef,
+        budget: usize,
+        report: Arc<Report>,
+    ) -> Self {
+        Self {
+            lake,
+            run,
+            schema,
+            budget,
+            held: 0,
+            clock: 0,
+            seq: 0,
+            parts: HashMap::new(),
+            writing: JoinSet::new(),
+            staged: Vec::new(),
+            report,
+        }
+    }
+
+    /// Takes one decoded batch: the file columns, then `cluster`.
+    pub async fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let n = batch.num_columns();
+        let cluster = batch.column(n - 1).as_string::<i32>().clone();
+        let data = batch.project(&(0..n - 1).collect::<Vec<_>>())?;
+        let times = self.times(&data);
+        let mut rows: HashMap<Key, Vec<u32>> = HashMap::new();
+        for (i, time) in times.iter().enumerate() {
+            let Some(name) = (!cluster.is_null(i)).then(|| cluster.value(i)) else {
+                return Err(self.refuse(&data, i, "has no cluster: name it with --cluster (or read it from a /aws/eks/<cluster>/cluster log group)"));
+            };
+            let Some(us) = time else {
+                let (file, line) = where_from(&data, i);
+                self.report.bad_event(
+                    &file,
+                    line,
+                    "no requestReceivedTimestamp or stageTimestamp: not put in the lake (it is partitioned by day)",
+                );
+                continue;
+            };
+            let day = us.div_euclid(86_400_000_000) as i32;
+            match rows
+                .iter_mut()
+                .find(|(k, _)| k.day == day && &*k.cluster == name)
+            {
+                Some((_, v)) => v.push(i as u32),
+                None => {
+                    if !valid_cluster(name) {
+                        return Err(self.refuse(&data, i, &format!("has cluster {name:?}, which is not a cluster name (letters, digits, - and _)")));
+                    }
+                    rows.insert(
+                        Key {
+                            cluster: Arc::from(name),
+                            day,
+                        },
+                        vec![i as u32],
+                    );
+                }
+            }
+        }
+        for (key, idx) in rows {
+            let part = take_record_batch(&data, &UInt32Array::from(idx))?;
+            let size = part.get_array_memory_size();
+            self.clock += 1;
+            let p = self.parts.entry(key).or_default();
+            p.batches.push(part);
+            p.bytes += size;
+            p.last = self.clock;
+            self.held += size;
+        }
+        while self.held > self.budget && !self.parts.is_empty() {
+            let oldest = self
+                .parts
+                .iter()
+                .min_by_key(|(_, p)| p.last)
+                .map(|(k, _)| k.clone())
+                .expect("not empty");
+            self.flush(oldest).await?;
+        }
+        Ok(())
+    }
+
+    /// Each row's partition time: `requestReceivedTimestamp`, else
+    /// `stageTimestamp`.
+    fn times(&self, data: &RecordBatch) -> Vec<Option<i64>> {
+        let ts = |name: &str| -> TimestampMicrosecondArray {
+            data.column_by_name(name)
+                .expect("the file schema has the timestamps")
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone()
+        };
+        let (received, stage) = (
+            ts(col::REQUEST_RECEIVED_TIMESTAMP),
+            ts(col::STAGE_TIMESTAMP),
+        );
+        (0..data.num_rows())
+            .map(|i| {
+                if received.is_valid(i) {
+                    Some(received.value(i))
+                } else if stage.is_valid(i) {
+                    Some(stage.value(i))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn refuse(&self, data: &RecordBatch, row: usize, why: &str) -> Error {
+        let (file, line) = where_from(data, row);
+        lake_error(&self.lake.name, format!("{file}:{line}: the event {why}"))
+    }
+
+    /// Writes one partition's rows as a staged file (in the background; a
+    /// few at a time).
+    async fn flush(&mut self, key: Key) -> Result<()> {
+        let Some(part) = self.parts.remove(&key) else {
+            return Ok(());
+        };
+        self.held -= part.bytes;
+        self.seq += 1;
+        let dt = day_string(key.day);
+        let name = format!("{}-{:05}.parquet", self.run, self.seq);
+        let staged = Path::from(format!(
+            "{META_DIR}/staging/{}/{:05}.parquet.tmp",
+            self.run, self.seq
+        ));
+        let target = data_path(&key.cluster, &dt, &name);
+        let (schema, lake) = (self.schema.clone(), self.lake.clone());
+        while self.writing.len() >= 2 {
+            self.collect_one().await?;
+        }
+        self.writing.spawn(async move {
+            let cluster = key.cluster.clone();
+            let (bytes, rows) = tokio::task::spawn_blocking(move || encode(&schema, part.batches))
+                .await
+                .map_err(|e| lake_error(&lake.name, e))??;
+            let size = bytes.len();
+            lake.store
+                .put(&staged, bytes.into())
+                .await
+                .map_err(|e| lake_error(&lake.name, format!("writing {staged}: {e}")))?;
+            Ok(Staged {
+                staged,
+                target,
+                rows,
+                bytes: size,
+                cluster,
+                dt,
+            })
+        });
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> Result<()> {
+        if let Some(done) = self.writing.join_next().await {
+            let staged = done.map_err(|e| lake_error(&self.lake.name, e))??;
+            self.staged.push(staged);
+        }
+        Ok(())
+    }
+
+    /// Writes what is held; the staged files, in target order.
+    pub async fn finish(mut self) -> Result<Vec<Staged>> {
+        let mut keys: Vec<Key> = self.parts.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            self.flush(key).await?;
+        }
+        while !self.writing.is_empty() {
+            self.collect_one().await?;
+        }
+        self.staged.sort_by(|a, b| a.target.cmp(&b.target));
+        Ok(self.staged)
+    }
+}
+
+/// One partition's batches as a Parquet file sorted by time.
+fn encode(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<(Vec<u8>, usize)> {
+    let all = concat_batches(schema, &batches)?;
+    drop(batches);
+    let order = sort_to_indices(
+        all.column_by_name(col::REQUEST_RECEIVED_TIMESTAMP)
+            .expect("the file schema has the timestamp"),
+        Some(SortOptions {
+            descending: false,
+            nulls_first: false,
+        }),
+        None,
+    )?;
+    let sorted = take_record_batch(&all, &order)?;
+    drop(all);
+    let mut out = Vec::with_capacity(sorted.get_array_memory_size() / 8);
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(writer_properties()))
+        .map_err(parquet_error)?;
+    for start in (0..sorted.num_rows()).step_by(ROW_GROUP) {
+        let len = ROW_GROUP.min(sorted.num_rows() - start);
+        writer
+            .write(&sorted.slice(start, len))
+            .map_err(parquet_error)?;
+    }
+    writer.close().map_err(parquet_error)?;
+    Ok((out, sorted.num_rows()))
+}
+
+fn parquet_error(e: datafusion::parquet::errors::ParquetError) -> Error {
+    Error::Query(e.into())
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn day_string(day: i32) -> String {
+    chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "0000-01-01".to_string())
+}
+
+/// `source_file`, `source_line` of a row, for messages.
+fn where_from(data: &RecordBatch, row: usize) -> (String, u64) {
+    let file = data
+        .column_by_name(col::SOURCE_FILE)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .filter(|c| c.is_valid(row))
+        .map_or_else(|| "<input>".to_string(), |c| c.value(row).to_string());
+    let line = data
+        .column_by_name(col::SOURCE_LINE)
+        .and_then(|c| c.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>())
+        .filter(|c| c.is_valid(row))
+        .map_or(0, |c| c.value(row) as u64);
+    (file, line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_strings() {
+        assert_eq!(day_string(0), "1970-01-01");
+        assert_eq!(day_string(20_759), "2026-11-02");
+    }
+}
