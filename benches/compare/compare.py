@@ -11,15 +11,14 @@ process (start-up, reading, decoding, query, output) with no hints.
 Prints the median of RUNS runs (default 5) for each engine and query, and
 eksaudit's time as a ratio of the fastest peer.
 """
-import statistics
 import subprocess
 import sys
-import time
 
 import chdb
 import datafusion
 import duckdb
 import pyarrow as pa
+from timing import timed
 
 QUERIES = {
     "group by user.username": {
@@ -39,14 +38,6 @@ QUERIES = {
     },
 }
 
-
-def timed(fn, runs):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main():

@@ -166,7 +166,13 @@ async fn hunt(run: &AlertsRunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCo
         .is_terminal()
         .then(|| super::progress::Progress::start(report.clone(), total));
     let threads = crate::query::default_partitions();
-    let mut batches = decoded(source, decoder, report.clone(), threads);
+    let mut batches = match &run.lake {
+        None => decoded(source, decoder, report.clone(), threads),
+        Some(lake) => {
+            let lake = crate::lake::Lake::open(lake, &run.aws.connection(8)).await?;
+            crate::query::lake_batches(&lake, decoder.schema(), threads, report.clone()).await?
+        }
+    };
     let mut stats = HuntStats::default();
     let mut found: Vec<Alert> = Vec::new();
     let mut count = 0usize;

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::lake::manifest::{Ingested, Pending, fingerprint};
 use crate::lake::write::{Staged, Writer};
 use crate::lake::{
-    DT, DataFile, Lake, Manifest, file_schema, file_schema_without_raw, valid_cluster,
+    DT, DataFile, Lake, Manifest, file_schema, file_schema_without_raw, select_list, valid_cluster,
 };
 use crate::query::{self, Query};
 use crate::report::Report;
@@ -74,18 +74,10 @@ names to lower case (Athena, Spark) match Parquet columns regardless of case.";
 
 /// Decoded event columns for the lake, then `cluster` (which the writer
 /// takes off to name the folder).
-fn ingest_sql(schema: &SchemaRef) -> String {
-    let cols: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.name().as_str() {
-            col::SOURCE_LINE => format!("cast(\"{0}\" as bigint) as \"{0}\"", col::SOURCE_LINE),
-            name => format!("\"{name}\""),
-        })
-        .collect();
+fn ingest_sql(schema: &SchemaRef, source_line_as: Option<&str>) -> String {
     format!(
         "select {}, \"{}\" from audit",
-        cols.join(", "),
+        select_list(schema, source_line_as),
         col::CLUSTER
     )
 }
@@ -125,7 +117,7 @@ async fn ingest_files(args: &IngestArgs, threads: usize) -> anyhow::Result<ExitC
     if inputs.contains(&Input::Stdin) {
         bail!("ingest reads files: stdin cannot be recorded as ingested (save it to a file first)");
     }
-    let (lake, mut manifest) = Lake::open_for_writing(&args.lake).await?;
+    let (lake, mut manifest) = Lake::open_for_writing(&args.lake, &args.aws.connection(8)).await?;
     let lake = Arc::new(lake);
     let run = run_id();
     let (mut fresh, mut seen, mut skipped) = (Vec::new(), BTreeSet::new(), 0usize);
@@ -231,7 +223,7 @@ async fn write_run(
     report: &Arc<Report>,
 ) -> crate::error::Result<Vec<Staged>> {
     let ctx = query::session(source, report.clone(), threads)?;
-    let mut stream = Query::plan(&ctx, &ingest_sql(schema))
+    let mut stream = Query::plan(&ctx, &ingest_sql(schema, Some("Int64")))
         .await?
         .stream()
         .await?;
@@ -306,7 +298,8 @@ impl Summary {
 pub fn compact(args: &CompactArgs) -> anyhow::Result<ExitCode> {
     let threads = query::default_partitions();
     runtime(threads)?.block_on(async {
-        let (lake, mut manifest) = Lake::open_for_writing(&args.lake).await?;
+        let (lake, mut manifest) =
+            Lake::open_for_writing(&args.lake, &args.aws.connection(8)).await?;
         let lake = Arc::new(lake);
         let files = lake.data_files().await?;
         let mut groups: Vec<Vec<DataFile>> = Vec::new();
@@ -352,10 +345,7 @@ async fn merge(
     let ctx = query::lake_session(lake, threads, None, None).await?;
     let sql = format!(
         "{} where \"{}\" = '{cluster}' and {DT} = '{dt}'",
-        ingest_sql(&schema).replace(
-            &format!("cast(\"{0}\" as bigint) as \"{0}\"", col::SOURCE_LINE),
-            &format!("\"{}\"", col::SOURCE_LINE)
-        ),
+        ingest_sql(&schema, None),
         col::CLUSTER
     );
     let (mut stream, read) = Query::plan(&ctx, &sql)
@@ -399,7 +389,7 @@ pub fn ddl(args: &DdlArgs) -> anyhow::Result<ExitCode> {
     let clusters: Vec<String> = match &args.lake {
         None => Vec::new(),
         Some(l) => runtime(1)?.block_on(async {
-            let lake = Lake::open(l)?;
+            let lake = Lake::open(l, &args.aws.connection(8)).await?;
             let files = lake.data_files().await?;
             let names: BTreeSet<String> = files.into_iter().map(|f| f.cluster).collect();
             Ok::<_, Error>(names.into_iter().collect())

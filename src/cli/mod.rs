@@ -2,6 +2,7 @@
 //! module with one `run` per subcommand. Writers are passed explicitly.
 
 mod alerts;
+mod cluster;
 mod fetch;
 mod generate;
 mod lake;
@@ -78,6 +79,10 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Look after a lake: merge small files, print other engines' DDL.
     Lake(LakeArgs),
+    /// Run a node of a Ballista cluster that queries lakes
+    /// (`query --remote`).
+    #[command(after_help = cluster::AFTER_HELP)]
+    Cluster(ClusterArgs),
     /// Run the alert daemon: follow CloudWatch log groups and files,
     /// evaluate every rule on micro-batches, deliver alerts to sinks.
     #[command(after_help = DAEMON_HELP)]
@@ -142,10 +147,22 @@ pub struct AwsArgs {
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// CloudWatch Logs endpoint, e.g. a local compatible server
-    /// [default: AWS_ENDPOINT_URL, or the region's endpoint].
+    /// CloudWatch Logs (and S3, for an s3:// lake) endpoint, e.g. a local
+    /// compatible server [default: AWS_ENDPOINT_URL (AWS_ENDPOINT_URL_S3
+    /// first for S3), or the region's endpoint].
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    pub fn connection(&self, max_attempts: u32) -> crate::source::cloudwatch::Connection {
+        crate::source::cloudwatch::Connection {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            max_attempts,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -198,8 +215,16 @@ pub struct AlertsRunArgs {
     #[arg(long, value_name = "DURATION|all", default_value = "15m")]
     pub lateness: String,
 
+    /// Hunt over a lake (a folder or s3://BUCKET/PREFIX) instead of files,
+    /// its events read in time order.
+    #[arg(long, value_name = "LAKE", conflicts_with = "paths")]
+    pub lake: Option<String>,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
     /// Files or directories of audit logs (any format `query` reads).
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present = "lake")]
     pub paths: Vec<String>,
 }
 
@@ -356,10 +381,16 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub live: CloudWatchArgs,
 
-    /// Query a lake written by `eksaudit ingest` (a folder) instead of
-    /// files: days and clusters the query rules out are not read.
+    /// Query a lake written by `eksaudit ingest` (a folder or
+    /// s3://BUCKET/PREFIX) instead of files: days and clusters the query
+    /// rules out are not read. --since/--until bound requestReceivedTimestamp.
     #[arg(long, value_name = "LAKE")]
     pub lake: Option<String>,
+
+    /// Run the query on the Ballista cluster whose scheduler is at
+    /// df://HOST:PORT (see `eksaudit cluster`); needs --lake.
+    #[arg(long, value_name = "df://HOST:PORT", requires = "lake")]
+    pub remote: Option<String>,
 
     /// Decoder threads [default: one per core].
     #[arg(long, value_name = "N")]
@@ -373,9 +404,12 @@ pub struct QueryArgs {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// The lake: a folder (created if missing).
+    /// The lake: a folder (created if missing) or s3://BUCKET/PREFIX.
     #[arg(long, value_name = "LAKE")]
     pub lake: String,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
 
     /// Cluster name for every event (default: from the log group name;
     /// an event with neither is refused).
@@ -431,9 +465,12 @@ pub enum LakeCommand {
 
 #[derive(Debug, Args)]
 pub struct CompactArgs {
-    /// The lake's folder.
+    /// The lake: a folder or s3://BUCKET/PREFIX.
     #[arg(value_name = "LAKE")]
     pub lake: String,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
 
     /// Merge a partition only when it has at least this many files.
     #[arg(long, value_name = "N", default_value_t = 2)]
@@ -463,10 +500,87 @@ pub struct DdlArgs {
     #[arg(long, value_name = "NAME", default_value = "eks_audit")]
     pub table: String,
 
-    /// A local copy of the lake to take the cluster names from (Athena's
-    /// projection then lists them, and queries may leave `cluster` out).
+    /// The lake to take the cluster names from (Athena's projection then
+    /// lists them, and queries may leave `cluster` out).
     #[arg(long, value_name = "LAKE")]
     pub lake: Option<String>,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The scheduler: plans queries and hands tasks to executors.
+    Scheduler(SchedulerArgs),
+    /// An executor: runs tasks, reading the lake itself.
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Where clients and executors reach the scheduler.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    pub bind: std::net::SocketAddr,
+
+    /// The host name executors and clients use for it [default: the
+    /// --bind address].
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+
+    /// An executor silent this long is taken as lost, and its tasks are
+    /// run again elsewhere (executors tell they are alive every
+    /// --heartbeat seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub executor_timeout: u64,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler to register with.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    pub scheduler: std::net::SocketAddr,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// The host name other nodes use for this one [default: --bind].
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+
+    /// Port for Arrow Flight (results and shuffle data).
+    #[arg(long, value_name = "PORT", default_value_t = 50051)]
+    pub port: u16,
+
+    /// Port for the scheduler's gRPC calls.
+    #[arg(long, value_name = "PORT", default_value_t = 50052)]
+    pub grpc_port: u16,
+
+    /// Where shuffle files go [default: a temporary folder].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<String>,
+
+    /// Tasks run at once [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub concurrent_tasks: Option<usize>,
+
+    /// How often the executor tells the scheduler it is alive: well
+    /// under the scheduler's --executor-timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub heartbeat: u64,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// `512MB`, `2GB`, `64KB` or bytes.
@@ -525,6 +639,10 @@ where
 {
     let cli = Cli::parse_from(args);
     VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
+    // The AWS SDK's TLS uses aws-lc-rs, object_store's S3 client (reqwest)
+    // and Ballista's gRPC bring ring: with both linked, rustls needs the
+    // process's provider named, or it panics on first use.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Query(args) => query::run(args),
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
@@ -532,18 +650,11 @@ where
         Command::Generate(args) => generate::run(&args),
         Command::Alerts(args) => alerts::run(args),
         Command::Ingest(args) => lake::ingest(&args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Lake(args) => match args.command {
             LakeCommand::Compact(a) => lake::compact(&a),
             LakeCommand::Ddl(a) => lake::ddl(&a),
         },
-        Command::Daemon(args) => crate::daemon::run(
-            &args.config,
-            crate::source::cloudwatch::Connection {
-                region: args.aws.region,
-                profile: args.aws.profile,
-                endpoint_url: args.aws.endpoint_url,
-                max_attempts: 8,
-            },
-        ),
+        Command::Daemon(args) => crate::daemon::run(&args.config, args.aws.connection(8)),
     }
 }

@@ -14,6 +14,7 @@ use super::output::{Format, ResultWriter};
 use super::progress::Progress;
 use crate::error::Error;
 use crate::lake::Lake;
+use crate::lake::s3::S3Settings;
 use crate::query::{self, Query, saved};
 use crate::report::{Counts, Report};
 use crate::source::{ChunkSource, FileSource, SourceOptions, expand_paths, is_parquet, total_size};
@@ -212,12 +213,23 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     };
     let result = runtime.block_on(async {
         let (ctx, lake) = if let Some(name) = &args.lake {
-            let lake = Lake::open(name)?;
+            let conn = args.live.aws.connection(args.live.max_attempts);
+            let lake = Lake::open(name, &conn).await?;
             let (since, until) = lake_range(&args)?;
-            (
-                query::lake_session(&lake, partitions, since, until).await?,
-                Some(lake),
-            )
+            match &args.remote {
+                // The plan runs on the cluster: no local file count.
+                Some(url) => {
+                    let s3 = S3Settings::load(&conn).await;
+                    let ctx =
+                        query::cluster::remote_session(url, &lake, partitions, since, until, s3)
+                            .await?;
+                    (ctx, None)
+                }
+                None => (
+                    query::lake_session(&lake, partitions, since, until).await?,
+                    Some(lake),
+                ),
+            }
         } else if parquet.is_empty() {
             (query::session(source, report.clone(), partitions)?, None)
         } else {

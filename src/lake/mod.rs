@@ -13,6 +13,7 @@
 
 pub mod ddl;
 pub mod manifest;
+pub mod s3;
 pub mod write;
 
 use std::fs::File;
@@ -22,11 +23,13 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path;
+use datafusion::object_store::prefix::PrefixStore;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt};
 use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
 use crate::schema::{Column, audit_schema, col};
+use crate::source::cloudwatch::Connection;
 
 pub use manifest::Manifest;
 
@@ -70,13 +73,33 @@ pub fn file_schema_without_raw() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The SQL select list of `schema`'s columns, quoted, with `source_line`
+/// cast to the Arrow type `source_line_as` when given (Int64 in the lake,
+/// UInt64 in the audit schema).
+pub fn select_list(schema: &SchemaRef, source_line_as: Option<&str>) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| match (f.name().as_str(), source_line_as) {
+            (col::SOURCE_LINE, Some(t)) => {
+                format!("arrow_cast(\"{0}\", '{t}') as \"{0}\"", col::SOURCE_LINE)
+            }
+            (name, _) => format!("\"{name}\""),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A lake's location, opened for reading or writing.
 pub struct Lake {
     /// As the user wrote it (for messages).
     pub name: String,
+    /// The lake's objects, by paths inside it.
     pub store: Arc<dyn ObjectStore>,
     /// The lake's folder on this machine (local lakes).
     pub local: Option<PathBuf>,
+    /// An S3 lake's bucket (`s3://bucket`) and its store, for DataFusion.
+    pub bucket: Option<(String, Arc<dyn ObjectStore>)>,
     /// Held while writing: one writer at a time.
     _lock: Option<File>,
 }
@@ -102,24 +125,37 @@ impl Lake {
     }
 
     /// Opens a lake to read. A folder must exist.
-    pub fn open(location: &str) -> Result<Self> {
-        Self::open_with(location, false)
+    pub async fn open(location: &str, conn: &Connection) -> Result<Self> {
+        Self::open_with(location, conn, false).await
     }
 
-    /// Opens a lake to write: creates the folder, takes the writer's lock,
-    /// and finishes or clears what a killed run left (see the module doc).
-    pub async fn open_for_writing(location: &str) -> Result<(Self, Manifest)> {
-        let lake = Self::open_with(location, true)?;
+    /// Opens a lake to write: creates the folder, takes the writer's lock
+    /// (a local lake's; on S3, one writer at a time is the user's to
+    /// keep), and finishes or clears what a killed run left (see the
+    /// module doc).
+    pub async fn open_for_writing(location: &str, conn: &Connection) -> Result<(Self, Manifest)> {
+        let lake = Self::open_with(location, conn, true).await?;
         let manifest = lake.recover().await?;
         Ok((lake, manifest))
     }
 
-    fn open_with(location: &str, write: bool) -> Result<Self> {
+    async fn open_with(location: &str, conn: &Connection, write: bool) -> Result<Self> {
         if location.starts_with("s3://") {
-            return Err(lake_error(
-                location,
-                "S3 lakes are not supported yet: use a folder (sync it to S3 with `aws s3 sync`)",
-            ));
+            let (bucket, prefix) = s3::split(location)
+                .ok_or_else(|| lake_error(location, "expected s3://BUCKET/PREFIX"))?;
+            let store = s3::bucket_store(location, bucket, conn).await?;
+            let inside: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                store.clone()
+            } else {
+                Arc::new(PrefixStore::new(store.clone(), prefix))
+            };
+            return Ok(Self {
+                name: location.to_string(),
+                store: inside,
+                local: None,
+                bucket: Some((format!("s3://{bucket}"), store)),
+                _lock: None,
+            });
         }
         let dir = FsPath::new(location);
         if write {
@@ -151,6 +187,7 @@ impl Lake {
             name: location.to_string(),
             store: Arc::new(store),
             local: Some(abs),
+            bucket: None,
             _lock: lock,
         })
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -40,23 +41,84 @@ pub async fn lake_session(
     until_us: Option<i64>,
 ) -> Result<SessionContext> {
     let ctx = context(partitions)?;
-    // The same DataFusion 55.2 trap as `parquet_session`.
-    ctx.remove_optimizer_rule("extract_leaf_expressions");
+    if let Some((bucket, store)) = &lake.bucket {
+        let url = datafusion::execution::object_store::ObjectStoreUrl::parse(bucket)?;
+        ctx.register_object_store(url.as_ref(), store.clone());
+    }
+    let table = Arc::new(LakeTable {
+        inner: listing_table(lake)?,
+    });
+    register(&ctx, table, since_us, until_us)?;
+    Ok(ctx)
+}
+
+/// The lake's events with the columns (and types) of `schema`, a
+/// projection of the audit schema, in time order: each file is sorted, so
+/// this is a merge, not a sort. For hunting (`alerts run --lake`).
+pub async fn lake_batches(
+    lake: &Lake,
+    schema: SchemaRef,
+    partitions: usize,
+    report: Arc<crate::report::Report>,
+) -> Result<tokio::sync::mpsc::Receiver<anyhow::Result<RecordBatch>>> {
+    let ctx = lake_session(lake, partitions, None, None).await?;
+    let sql = format!(
+        "select {} from audit order by \"{}\" nulls last",
+        crate::lake::select_list(&schema, Some("UInt64")),
+        c::REQUEST_RECEIVED_TIMESTAMP
+    );
+    let mut stream = super::Query::plan(&ctx, &sql).await?.stream().await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some(batch) = stream.next().await {
+            // The same schema object as decoded batches (names and
+            // nullability as the decoder makes them).
+            let batch = batch
+                .and_then(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?))
+                .map_err(anyhow::Error::from);
+            if let Ok(b) = &batch {
+                report.add_events(b.num_rows() as u64);
+            }
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// DataFusion's listing table over the lake: the file columns, then
+/// `cluster` and `dt` from the folder names. Each file is sorted by
+/// `requestReceivedTimestamp` (NULLs last), and the table says so.
+pub(super) fn listing_table(lake: &Lake) -> Result<ListingTable> {
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![
             (c::CLUSTER.to_string(), DataType::Utf8),
             (DT.to_string(), DataType::Utf8),
-        ]);
+        ])
+        .with_file_sort_order(vec![vec![
+            ident(c::REQUEST_RECEIVED_TIMESTAMP).sort(true, false),
+        ]]);
     let config = ListingTableConfig::new(ListingTableUrl::parse(lake.url())?)
         .with_listing_options(options)
         .with_schema(file_schema());
-    let table: Arc<dyn TableProvider> = Arc::new(LakeTable {
-        inner: ListingTable::try_new(config)?,
-    });
+    Ok(ListingTable::try_new(config)?)
+}
+
+/// Registers `table` as `audit`, or a view of it bounded in time (the
+/// same bounds on `dt` too, so the days outside are not opened even
+/// where the time predicate is not turned into days).
+pub(super) fn register(
+    ctx: &SessionContext,
+    table: Arc<dyn TableProvider>,
+    since_us: Option<i64>,
+    until_us: Option<i64>,
+) -> Result<()> {
     if since_us.is_none() && until_us.is_none() {
         ctx.register_table(TABLE, table)?;
-        return Ok(ctx);
+        return Ok(());
     }
     let time = ident(c::REQUEST_RECEIVED_TIMESTAMP);
     let at = |us: i64| {
@@ -65,29 +127,33 @@ pub async fn lake_session(
             Some("UTC".into()),
         ))
     };
+    let day = |us: i64| lit(day_string(us.div_euclid(DAY_US) as i32));
     let mut df = ctx.read_table(table)?;
     if let Some(s) = since_us {
-        df = df.filter(time.clone().gt_eq(at(s)))?;
+        df = df.filter(time.clone().gt_eq(at(s)).and(col(DT).gt_eq(day(s))))?;
     }
     if let Some(u) = until_us {
-        df = df.filter(time.lt(at(u)))?;
+        df = df.filter(time.lt(at(u)).and(col(DT).lt_eq(day(u - 1))))?;
     }
     ctx.register_table(TABLE, df.into_view())?;
-    Ok(ctx)
+    Ok(())
 }
 
-/// How many files the plan's Parquet scans read.
+/// How many files the plan's Parquet scans read (a large file may be
+/// read in several ranges: counted once).
 pub fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    let mut files = 0;
+    let mut files = std::collections::HashSet::new();
     let _ = plan.apply(|node| {
         if let Some(exec) = node.downcast_ref::<DataSourceExec>()
             && let Some(scan) = exec.data_source().downcast_ref::<FileScanConfig>()
         {
-            files += scan.file_groups.iter().map(|g| g.len()).sum::<usize>();
+            for group in &scan.file_groups {
+                files.extend(group.iter().map(|f| f.object_meta.location.clone()));
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    files
+    files.len()
 }
 
 #[derive(Debug)]
@@ -227,7 +293,7 @@ mod tests {
     fn time_predicates_bound_the_day() {
         // 2026-11-02T08:00:00Z
         let t = 1_793_606_400_000_000;
-        let received = col(c::REQUEST_RECEIVED_TIMESTAMP);
+        let received = ident(c::REQUEST_RECEIVED_TIMESTAMP);
         assert_eq!(
             day_filters(&received.clone().gt_eq(ts(t))),
             vec![col(DT).gt_eq(lit("2026-11-02"))]
@@ -237,7 +303,7 @@ mod tests {
             vec![col(DT).lt_eq(lit("2026-11-02"))]
         );
         assert_eq!(
-            day_filters(&col(c::STAGE_TIMESTAMP).gt(ts(t))),
+            day_filters(&ident(c::STAGE_TIMESTAMP).gt(ts(t))),
             vec![col(DT).gt_eq(lit("2026-11-01"))]
         );
         assert_eq!(

@@ -7,6 +7,7 @@
 //! case-sensitive so `auditID` and `objectRef` need no quotes, JSON functions
 //! from datafusion-functions-json, eksaudit's own UDFs, and the table `audit`.
 
+pub mod cluster;
 mod dialect;
 mod exprs;
 pub mod hints;
@@ -42,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::report::Report;
 use crate::source::ChunkSource;
 pub use exprs::Exprs;
-pub use lake::{files_scanned, lake_session};
+pub use lake::{files_scanned, lake_batches, lake_session};
 pub use prepared::{BatchSession, Prepared};
 pub use table::AuditTable;
 
@@ -64,12 +65,6 @@ pub fn session(
 /// (`fetch --format parquet`), read by DataFusion's Parquet reader.
 pub fn parquet_session(files: &[PathBuf], partitions: usize) -> Result<SessionContext> {
     let ctx = context(partitions)?;
-    // DataFusion 55.2's leaf-expression extraction breaks map lookups in
-    // structs over Parquet (`user.extra['arn'][1]` grouped by: "Column
-    // references column 'user' ... input schema only has 0 columns"; in a
-    // filter: "Field extra not found in struct"). Without it the same SQL
-    // gives the same answers as over logs (tests/integration/cli.rs).
-    ctx.remove_optimizer_rule("extract_leaf_expressions");
     for f in files {
         check_parquet_schema(f)?;
     }
@@ -138,16 +133,27 @@ pub fn memory_session(
 }
 
 fn context(partitions: usize) -> Result<SessionContext> {
-    let mut config = SessionConfig::new()
+    let mut ctx = SessionContext::new_with_config(config(SessionConfig::new(), partitions));
+    equip(&mut ctx)?;
+    Ok(ctx)
+}
+
+/// The session settings every query runs with.
+fn config(config: SessionConfig, partitions: usize) -> SessionConfig {
+    let mut config = config
         .with_target_partitions(partitions)
         .with_information_schema(true);
     let sql = &mut config.options_mut().sql_parser;
     sql.dialect = Dialect::DuckDB;
     sql.enable_ident_normalization = false;
-    let mut ctx = SessionContext::new_with_config(config);
-    datafusion_functions_json::register_all(&mut ctx)?;
-    udf::register(&ctx);
-    Ok(ctx)
+    config
+}
+
+/// The functions every query may call: the JSON functions and eksaudit's.
+fn equip(ctx: &mut SessionContext) -> Result<()> {
+    datafusion_functions_json::register_all(ctx)?;
+    udf::register(ctx);
+    Ok(())
 }
 
 /// A planned query, ready to run.
@@ -178,6 +184,17 @@ impl Query {
         };
         let state = ctx.state();
         let plan = state.statement_to_plan(statement).await?;
+        if looks_into_a_map_in_a_struct(&plan) {
+            // DataFusion 55.2's leaf-expression extraction breaks map
+            // lookups inside structs over Parquet (`user.extra['arn'][1]`
+            // grouped by: "Column references column 'user' ... input
+            // schema only has 0 columns"; in a filter: "Field extra not
+            // found in struct"). Without it the same SQL gives the same
+            // answers as over logs (tests/integration/cli.rs, lake.rs);
+            // with it, other queries read only the struct fields they
+            // name from Parquet. The DataFrame keeps this session state.
+            ctx.remove_optimizer_rule("extract_leaf_expressions");
+        }
         let df = ctx.execute_logical_plan(plan).await?;
         Ok(Self {
             df: with_display_names(df)?,
@@ -252,6 +269,34 @@ impl Query {
         self.df.write_parquet(path, opts, None).await?;
         Ok(())
     }
+}
+
+/// Whether `plan` reads a field of a field (`user.extra['arn']`): a
+/// `get_field` of more than one step, or of another `get_field`.
+fn looks_into_a_map_in_a_struct(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        let _ = node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.name() == "get_field"
+                    && (f.args.len() > 2
+                        || matches!(&f.args[0], Expr::ScalarFunction(g) if g.name() == "get_field"))
+                {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        });
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// Renames result columns that are paths into audit columns (see `names`).

@@ -602,3 +602,51 @@ fn sigkill_during_ingest_leaves_every_event_once() {
     assert_eq!(assert_whole(&lake), 24000);
     assert!(!lake.join("_eksaudit/staging").exists());
 }
+
+/// (rule, first seen, count, events) of each alert in `alerts run --format
+/// json` output, sorted.
+fn alert_keys(out: &Output) -> Vec<(String, String, u64, Vec<String>)> {
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut keys: Vec<_> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let a: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                a["rule"].as_str().unwrap().to_string(),
+                a["first_seen"].as_str().unwrap().to_string(),
+                a["count"].as_u64().unwrap(),
+                a["audit_ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn hunting_over_the_lake_raises_the_alerts_of_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("busy.ndjson");
+    let t = trail.to_str().unwrap();
+    ok(&eksaudit(&[
+        "generate", "-n", "20000", "--mix", "busy", "-o", t,
+    ]));
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().unwrap();
+    ok(&eksaudit(&["ingest", "--lake", l, "--cluster", "busy", t]));
+    let from_logs = alert_keys(&eksaudit(&["alerts", "run", "--format", "json", t]));
+    let from_lake = alert_keys(&eksaudit(&[
+        "alerts", "run", "--format", "json", "--lake", l,
+    ]));
+    assert!(from_logs.len() >= 10, "{from_logs:?}");
+    assert_eq!(from_lake, from_logs);
+}

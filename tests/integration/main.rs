@@ -4,6 +4,7 @@
 
 mod alerts;
 mod bad_input;
+mod ballista;
 mod cli;
 mod cloudwatch;
 mod daemon_files;

@@ -111,12 +111,7 @@ impl Checkpoint {
 }
 
 fn connection(args: &CloudWatchArgs) -> Connection {
-    Connection {
-        region: args.aws.region.clone(),
-        profile: args.aws.profile.clone(),
-        endpoint_url: args.aws.endpoint_url.clone(),
-        max_attempts: args.max_attempts,
-    }
+    args.aws.connection(args.max_attempts)
 }
 
 fn window(args: &CloudWatchArgs) -> anyhow::Result<Window> {

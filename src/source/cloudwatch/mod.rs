@@ -47,7 +47,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn client(&self) -> Client {
+    /// The AWS configuration: credentials chain, region, endpoint,
+    /// retries and timeouts (shared by CloudWatch and the S3 lake).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         let retry = RetryConfig::standard()
             .with_max_attempts(self.max_attempts.max(1))
             .with_initial_backoff(Duration::from_millis(200))
@@ -69,7 +71,11 @@ impl Connection {
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        let config = aws_sdk_cloudwatchlogs::config::Builder::from(&loader.load().await)
+        loader.load().await
+    }
+
+    pub async fn client(&self) -> Client {
+        let config = aws_sdk_cloudwatchlogs::config::Builder::from(&self.sdk_config().await)
             .retry_classifier(retry::NoRetryWhenRefused)
             .interceptor(retry::SayRetries {
                 max_attempts: self.max_attempts.max(1),

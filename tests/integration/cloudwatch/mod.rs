@@ -5,6 +5,7 @@
 
 mod daemon;
 mod faults;
+mod lake_s3;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

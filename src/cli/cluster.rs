@@ -1,0 +1,66 @@
+//! `eksaudit cluster scheduler|executor`: Ballista nodes that know
+//! eksaudit's functions and read lakes on disk or S3.
+
+use std::process::ExitCode;
+
+use super::{ClusterArgs, ClusterCommand};
+use crate::lake::s3::S3Settings;
+use crate::query::cluster::{ExecutorOptions, run_executor, run_scheduler};
+
+pub const AFTER_HELP: &str = "\
+A cluster for lakes too big for one machine: one scheduler, any number of
+executors, each its own process (Apache DataFusion Ballista). Every node
+reads the lake itself: a folder all of them see at the same path (NFS, a
+shared volume), or s3://, with credentials from the AWS chain on each node
+(IRSA or Pod Identity on EKS).
+
+  eksaudit cluster scheduler --bind 0.0.0.0:50050
+  eksaudit cluster executor --scheduler sched-host:50050 --bind 0.0.0.0 --external-host exec-1
+  eksaudit query --remote df://sched-host:50050 --lake s3://bucket/eks-lake \"select ...\"
+
+Queries over the lake only (raw logs are decoded on one machine: ingest
+them first). Day pruning on the cluster comes from `dt`, `cluster` and
+--since/--until predicates. An executor that dies mid-query is noticed
+after --executor-timeout; its tasks are run again on the others, or the
+query fails with the scheduler's error when none is left.
+
+No authentication or TLS between nodes: keep them on a private network.
+Logs go to stderr (RUST_LOG=info for more).";
+
+pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 << 20)
+        .build()?;
+    runtime.block_on(async {
+        match args.command {
+            ClusterCommand::Scheduler(a) => {
+                let s3 = S3Settings::load(&a.aws.connection(8)).await;
+                let host = a.external_host.unwrap_or_else(|| a.bind.ip().to_string());
+                eprintln!("eksaudit: Ballista scheduler on {}", a.bind);
+                run_scheduler(a.bind, host, a.executor_timeout, s3).await
+            }
+            ClusterCommand::Executor(a) => {
+                let s3 = S3Settings::load(&a.aws.connection(8)).await;
+                let opts = ExecutorOptions {
+                    scheduler: a.scheduler,
+                    external_host: a.external_host.or_else(|| Some(a.bind.clone())),
+                    bind_host: a.bind,
+                    port: a.port,
+                    grpc_port: a.grpc_port,
+                    work_dir: a.work_dir,
+                    heartbeat_seconds: a.heartbeat,
+                    vcores: a
+                        .concurrent_tasks
+                        .unwrap_or_else(crate::query::default_partitions),
+                };
+                eprintln!(
+                    "eksaudit: Ballista executor on port {} for scheduler {}",
+                    opts.port, opts.scheduler
+                );
+                run_executor(opts, s3).await
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,266 @@
+//! The lake on a Ballista cluster: a scheduler and two executors as
+//! processes on loopback, the same rows as a local run, and an executor
+//! killed mid-query.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use eksaudit::query::saved;
+
+use super::cli::{eksaudit, text};
+use super::{free_port, samples};
+
+/// One cluster at a time: three processes each on two cores, beside the
+/// rest of the suite, are load enough.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A scheduler and its executors, killed on drop.
+pub(crate) struct Cluster {
+    pub url: String,
+    pub executors: Vec<Child>,
+    scheduler: Child,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.executors.iter_mut().chain([&mut self.scheduler]) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts a scheduler and `n` executors, `extra` arguments (AWS
+    /// settings) and `env` on each, and waits until `lake` can be queried.
+    pub(crate) fn start(
+        n: usize,
+        work: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        lake: &str,
+    ) -> Self {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let spawn = |args: &[String]| {
+            Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+                .args(args)
+                .args(extra)
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let port = free_port();
+        let scheduler = spawn(&[
+            "cluster".into(),
+            "scheduler".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{port}"),
+            // Long enough that a live executor on a loaded machine is not
+            // taken as lost; a killed one shows by its broken connections.
+            "--executor-timeout".into(),
+            "30".into(),
+        ]);
+        let executors = (0..n)
+            .map(|i| {
+                let dir = work.join(format!("executor-{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                spawn(&[
+                    "cluster".into(),
+                    "executor".into(),
+                    "--scheduler".into(),
+                    format!("127.0.0.1:{port}"),
+                    "--port".into(),
+                    free_port().to_string(),
+                    "--grpc-port".into(),
+                    free_port().to_string(),
+                    "--concurrent-tasks".into(),
+                    "2".into(),
+                    "--heartbeat".into(),
+                    "1".into(),
+                    "--work-dir".into(),
+                    dir.display().to_string(),
+                ])
+            })
+            .collect();
+        let cluster = Cluster {
+            url: format!("df://127.0.0.1:{port}"),
+            executors,
+            scheduler,
+            _turn: turn,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = cluster.query(&["select count(*) from audit", "--lake", lake], extra, env);
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not answer: {}",
+                text(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        cluster
+    }
+
+    pub(crate) fn query(&self, args: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+            .arg("query")
+            .args(args)
+            .args(["--remote", &self.url, "--format", "csv"])
+            .args(extra)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+}
+
+pub(crate) fn sorted(out: &Output) -> Vec<String> {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut rows: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn saved_queries_on_a_cluster_match_a_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().unwrap();
+    let trail = dir.path().join("trail.ndjson");
+    let t = trail.to_str().unwrap();
+    assert!(
+        eksaudit(&["generate", "-n", "20000", "--span", "5d", "-o", t])
+            .status
+            .success()
+    );
+    assert!(
+        eksaudit(&["ingest", "--lake", l, "--cluster", "demo", &samples()])
+            .status
+            .success()
+    );
+    assert!(
+        eksaudit(&["ingest", "--lake", l, "--cluster", "big", t])
+            .status
+            .success()
+    );
+    let cluster = Cluster::start(2, dir.path(), &[], &[], l);
+    let mut compared = 0;
+    for q in saved::all() {
+        let remote = cluster.query(&["--saved", q.name, "--lake", l], &[], &[]);
+        let local = eksaudit(&["query", "--saved", q.name, "--lake", l, "--format", "csv"]);
+        assert_eq!(sorted(&remote), sorted(&local), "saved query {}", q.name);
+        compared += 1;
+    }
+    assert!(compared >= 10);
+    for sql in [
+        "select cluster, dt, count(*), count(distinct auditID) from audit group by 1, 2",
+        "select user.extra['arn'][1] as arn, count(*) from audit group by 1",
+        "select count(*) from audit where is_private_ip(sourceIPs[1]) and json_get_str(requestObject, 'kind') is not null",
+    ] {
+        let remote = cluster.query(&[sql, "--lake", l], &[], &[]);
+        let local = eksaudit(&["query", sql, "--lake", l, "--format", "csv"]);
+        assert_eq!(sorted(&remote), sorted(&local), "{sql}");
+    }
+    // --since/--until bound the days on the cluster too.
+    let bounded = [
+        "select dt, count(*) from audit group by dt",
+        "--lake",
+        l,
+        "--since",
+        "2026-11-03T00:00:00Z",
+        "--until",
+        "2026-11-05T00:00:00Z",
+    ];
+    let remote = sorted(&cluster.query(&bounded, &[], &[]));
+    let mut local_args = vec!["query"];
+    local_args.extend(bounded);
+    local_args.extend(["--format", "csv"]);
+    assert_eq!(remote, sorted(&eksaudit(&local_args)));
+    assert_eq!(remote.len(), 3, "{remote:?}");
+}
+
+#[test]
+fn an_executor_killed_mid_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().unwrap();
+    for seed in 1..=2 {
+        let trail = dir.path().join(format!("{seed}.ndjson"));
+        let t = trail.to_str().unwrap();
+        assert!(
+            eksaudit(&[
+                "generate",
+                "-n",
+                "120000",
+                "--seed",
+                &seed.to_string(),
+                "--span",
+                "10d",
+                "-o",
+                t
+            ])
+            .status
+            .success()
+        );
+        assert!(
+            eksaudit(&["ingest", "--lake", l, "--cluster", &format!("c{seed}"), t])
+                .status
+                .success()
+        );
+    }
+    // A join per cluster, day, verb and user: a few seconds of work, in
+    // stages with a shuffle between them.
+    let sql = "select a.verb, count(*) from audit a join audit b on a.verb = b.verb and a.dt = b.dt \
+               and a.cluster = b.cluster and a.user.username = b.user.username group by 1";
+    let expected = sorted(&eksaudit(&["query", sql, "--lake", l, "--format", "csv"]));
+    let mut cluster = Cluster::start(2, dir.path(), &[], &[], l);
+    let query = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+        .args([
+            "query",
+            sql,
+            "--lake",
+            l,
+            "--remote",
+            &cluster.url,
+            "--format",
+            "csv",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut query = query;
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        query.try_wait().unwrap().is_none(),
+        "the query ended before the executor was killed"
+    );
+    let started = Instant::now();
+    let mut killed = cluster.executors.remove(0);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    // A bound on the wait, so a hang fails the test instead of the suite.
+    while query.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(150) {
+            let _ = query.kill();
+            let out = query.wait_with_output().unwrap();
+            panic!("no answer 150 s after the kill: {}", text(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = query.wait_with_output().unwrap();
+    eprintln!("the query ended {:?} after the kill", started.elapsed());
+    // Ballista 55 runs the lost executor's tasks again on the one left
+    // (after --executor-timeout), so the answer is whole and right.
+    assert_eq!(sorted(&out), expected, "{}", text(&out.stderr));
+    // And the cluster goes on answering with one executor.
+    let again = cluster.query(&[sql, "--lake", l], &[], &[]);
+    assert_eq!(sorted(&again), expected);
+}
