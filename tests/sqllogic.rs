@@ -1,5 +1,7 @@
 //! SQL behaviour pinned in `tests/slt/*.slt`, run by the `sqllogictest`
-//! crate over the bundled samples/. Regenerate expected output with
+//! crate over the bundled samples/, and again over a lake ingested from
+//! them (all but `schema.slt`, which pins the logs' own table: the lake's
+//! has `dt`, `cluster` from folders and an Int64 `source_line`). Regenerate expected output with
 //! `cargo test --test sqllogic -- --complete` and review the diff.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +87,48 @@ fn connect() -> Result<Eksaudit, eksaudit::Error> {
     })
 }
 
+/// A lake of the samples: the Firehose records and the Insights results
+/// name their cluster in the log group; the rest are labelled `demo` (in
+/// the logs they have none).
+fn ingest_samples(lake: &Path) {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
+    for args in [
+        vec![
+            format!("{samples}/firehose"),
+            format!("{samples}/insights/get-query-results.json"),
+        ],
+        vec![
+            "--cluster".to_string(),
+            "demo".to_string(),
+            samples.to_string(),
+        ],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+            .args(["ingest", "-q", "--lake", &lake.display().to_string()])
+            .args(args)
+            .output()
+            .expect("running eksaudit ingest");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+async fn connect_lake(lake: &Path) -> Result<Eksaudit, eksaudit::Error> {
+    let conn = eksaudit::source::cloudwatch::Connection {
+        region: None,
+        profile: None,
+        endpoint_url: None,
+        max_attempts: 1,
+    };
+    let lake = eksaudit::lake::Lake::open(&lake.display().to_string(), &conn).await?;
+    Ok(Eksaudit {
+        ctx: query::lake_session(&lake, 2, None, None).await?,
+    })
+}
+
 fn slt_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -104,12 +148,34 @@ async fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let (mut passed, mut failed) = (0, 0);
-    for file in slt_files() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let lake = dir.path().join("lake");
+    ingest_samples(&lake);
+    let over_lake = slt_files()
+        .into_iter()
+        .filter(|f| !complete && !f.ends_with("schema.slt"))
+        .map(|f| (f, true));
+    for (file, on_lake) in slt_files().into_iter().map(|f| (f, false)).chain(over_lake) {
         let name = file.display().to_string();
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        let mut runner = sqllogictest::Runner::new(|| async { connect() });
+        let name = if on_lake {
+            format!("{name} (over a lake)")
+        } else {
+            name
+        };
+        let lake = lake.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let lake = lake.clone();
+            async move {
+                if on_lake {
+                    connect_lake(&lake).await
+                } else {
+                    connect()
+                }
+            }
+        });
         let result = if complete {
             runner
                 .update_test_file(
