@@ -58,7 +58,8 @@ swap the old files, after it the new ones. During the swap of one partition
 reader that lists that partition may see old and new files together and
 count its events twice, or fail on a file removed under it. Run compaction
 when nothing reads the lake, or accept that a query at that moment is
-retried. eksaudit itself takes the lake's lock and never sees that.";
+retried (`eksaudit query --lake` is such a reader too; only writers take the
+lake's lock).";
 
 pub const DDL_HELP: &str = "\
 Examples:
