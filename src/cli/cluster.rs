@@ -25,9 +25,31 @@ after --executor-timeout; its tasks are run again on the others, or the
 query fails with the scheduler's error when none is left.
 
 No authentication or TLS between nodes: keep them on a private network.
-Logs go to stderr (RUST_LOG=info for more).";
+Ballista's messages go to stderr: warnings and errors unless RUST_LOG
+says otherwise (RUST_LOG=info shows each task).";
+
+/// Ballista's own messages on stderr, at `warn` unless RUST_LOG says
+/// otherwise, each with its UTC time.
+fn init_logging() {
+    use std::io::Write;
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Warn)
+        .parse_default_env()
+        .format(|f, r| {
+            writeln!(
+                f,
+                "{} {:5} {}: {}",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                r.level(),
+                r.target(),
+                r.args()
+            )
+        })
+        .init();
+}
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(32 << 20)

@@ -196,8 +196,13 @@ pub async fn remote_session(
     s3: S3Settings,
 ) -> Result<SessionContext> {
     let stores = Stores::new(s3);
+    // The static planner: Ballista 55's adaptive one (its default) cannot
+    // recover from a lost executor; a job that loses one mid-stage never
+    // ends (apache/datafusion-ballista#1986). The static one runs the lost
+    // tasks, and the stages whose output died with it, again.
+    let session = SessionConfig::new_with_ballista().with_ballista_adaptive_query_planner(false);
     let state = SessionStateBuilder::new()
-        .with_config(config(SessionConfig::new_with_ballista(), partitions))
+        .with_config(config(session, partitions))
         .with_default_features()
         .with_runtime_env(stores.runtime()?)
         .build();

@@ -21,6 +21,8 @@ pub(crate) struct Cluster {
     pub url: String,
     pub executors: Vec<Child>,
     scheduler: Child,
+    /// Each node's stderr, for the message of a failing test.
+    logs: Vec<std::path::PathBuf>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -44,53 +46,65 @@ impl Cluster {
         lake: &str,
     ) -> Self {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let spawn = |args: &[String]| {
+        let mut logs = Vec::new();
+        let mut spawn = |name: &str, args: &[String]| {
+            let log = work.join(format!("{name}.log"));
+            let stderr = std::fs::File::create(&log).unwrap();
+            logs.push(log);
             Command::new(env!("CARGO_BIN_EXE_eksaudit"))
                 .args(args)
                 .args(extra)
                 .envs(env.iter().copied())
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(stderr)
                 .spawn()
                 .unwrap()
         };
         let port = free_port();
-        let scheduler = spawn(&[
-            "cluster".into(),
-            "scheduler".into(),
-            "--bind".into(),
-            format!("127.0.0.1:{port}"),
-            // Long enough that a live executor on a loaded machine is not
-            // taken as lost; a killed one shows by its broken connections.
-            "--executor-timeout".into(),
-            "30".into(),
-        ]);
+        let scheduler = spawn(
+            "scheduler",
+            &[
+                "cluster".into(),
+                "scheduler".into(),
+                "--bind".into(),
+                format!("127.0.0.1:{port}"),
+                // Long enough that a live executor on a loaded machine is not
+                // taken as lost; a killed one shows by its broken connections.
+                "--executor-timeout".into(),
+                "30".into(),
+            ],
+        );
         let executors = (0..n)
             .map(|i| {
                 let dir = work.join(format!("executor-{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
-                spawn(&[
-                    "cluster".into(),
-                    "executor".into(),
-                    "--scheduler".into(),
-                    format!("127.0.0.1:{port}"),
-                    "--port".into(),
-                    free_port().to_string(),
-                    "--grpc-port".into(),
-                    free_port().to_string(),
-                    "--concurrent-tasks".into(),
-                    "2".into(),
-                    "--heartbeat".into(),
-                    "1".into(),
-                    "--work-dir".into(),
-                    dir.display().to_string(),
-                ])
+                spawn(
+                    &format!("executor-{i}"),
+                    &[
+                        "cluster".into(),
+                        "executor".into(),
+                        "--scheduler".into(),
+                        format!("127.0.0.1:{port}"),
+                        "--port".into(),
+                        free_port().to_string(),
+                        "--grpc-port".into(),
+                        free_port().to_string(),
+                        "--concurrent-tasks".into(),
+                        "2".into(),
+                        "--heartbeat".into(),
+                        "1".into(),
+                        "--work-dir".into(),
+                        dir.display().to_string(),
+                    ],
+                )
             })
             .collect();
         let cluster = Cluster {
             url: format!("df://127.0.0.1:{port}"),
             executors,
             scheduler,
+            logs,
             _turn: turn,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -101,12 +115,25 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "the cluster did not answer: {}",
-                text(&out.stderr)
+                "the cluster did not answer: {}{}",
+                text(&out.stderr),
+                cluster.logs()
             );
             std::thread::sleep(Duration::from_millis(500));
         }
         cluster
+    }
+
+    /// The last lines each node wrote.
+    pub(crate) fn logs(&self) -> String {
+        let mut all = String::new();
+        for log in &self.logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            all += &format!("\n--- {} (last 40 lines)\n", log.display());
+            all += &lines[lines.len().saturating_sub(40)..].join("\n");
+        }
+        all
     }
 
     pub(crate) fn query(&self, args: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Output {
@@ -220,46 +247,49 @@ fn an_executor_killed_mid_query() {
     let sql = "select a.verb, count(*) from audit a join audit b on a.verb = b.verb and a.dt = b.dt \
                and a.cluster = b.cluster and a.user.username = b.user.username group by 1";
     let expected = sorted(&eksaudit(&["query", sql, "--lake", l, "--format", "csv"]));
-    let mut cluster = Cluster::start(2, dir.path(), &[], &[], l);
-    let query = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args([
-            "query",
-            sql,
-            "--lake",
-            l,
-            "--remote",
-            &cluster.url,
-            "--format",
-            "csv",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut query = query;
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        query.try_wait().unwrap().is_none(),
-        "the query ended before the executor was killed"
-    );
-    let started = Instant::now();
-    let mut killed = cluster.executors.remove(0);
-    killed.kill().unwrap();
-    killed.wait().unwrap();
-    // A bound on the wait, so a hang fails the test instead of the suite.
-    while query.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(150) {
-            let _ = query.kill();
-            let out = query.wait_with_output().unwrap();
-            panic!("no answer 150 s after the kill: {}", text(&out.stderr));
+    // Three executors, one killed early in a query (its first stage
+    // running) and one later in another (its first stage done, so its
+    // shuffle output dies with it and that stage must run again).
+    let mut cluster = Cluster::start(3, dir.path(), &[], &[], l);
+    for after in [300, 900] {
+        let mut query = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+            .args(["query", sql, "--lake", l, "--remote", &cluster.url])
+            .args(["--format", "csv"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after));
+        assert!(
+            query.try_wait().unwrap().is_none(),
+            "the query ended before the executor was killed {after} ms in"
+        );
+        let started = Instant::now();
+        let mut killed = cluster.executors.remove(0);
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        // A bound on the wait, so a hang fails the test instead of the suite.
+        while query.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(150) {
+                let _ = query.kill();
+                let out = query.wait_with_output().unwrap();
+                panic!(
+                    "no answer 150 s after the kill {after} ms in: {}{}",
+                    text(&out.stderr),
+                    cluster.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        let out = query.wait_with_output().unwrap();
+        eprintln!(
+            "killed {after} ms in, the query ended {:?} after the kill",
+            started.elapsed()
+        );
+        // The static planner runs the lost executor's tasks again on the
+        // others (after --executor-timeout at worst): whole and right.
+        assert_eq!(sorted(&out), expected, "{}", text(&out.stderr));
     }
-    let out = query.wait_with_output().unwrap();
-    eprintln!("the query ended {:?} after the kill", started.elapsed());
-    // Ballista 55 runs the lost executor's tasks again on the one left
-    // (after --executor-timeout), so the answer is whole and right.
-    assert_eq!(sorted(&out), expected, "{}", text(&out.stderr));
     // And the cluster goes on answering with one executor.
     let again = cluster.query(&[sql, "--lake", l], &[], &[]);
     assert_eq!(sorted(&again), expected);
