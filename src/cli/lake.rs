@@ -26,6 +26,8 @@ pub const INGEST_HELP: &str = "\
 Examples:
   eksaudit ingest --lake /data/eks-lake --cluster prod /var/log/kube/audit*.log
   eksaudit ingest --lake /data/eks-lake exports/          # clusters from the log groups
+  eksaudit ingest --lake s3://bucket/eks-lake --cloudwatch prod --since 30d
+  eksaudit ingest --lake s3://bucket/eks-lake --cloudwatch prod   # again, from cron
   eksaudit query --lake /data/eks-lake \"select cluster, dt, count(*) from audit group by 1, 2\"
 
 Layout: LAKE/cluster=<name>/dt=<YYYY-MM-DD>/<run>-<n>.parquet, the day of
@@ -39,6 +41,13 @@ nothing. A run writes under LAKE/_eksaudit/staging/, records its files in the
 manifest, then moves them into place: killed at any moment it leaves no
 partial file where readers look, and the next run finishes or clears it.
 One writer at a time (LAKE/_eksaudit/lock).
+
+From CloudWatch (--cloudwatch, --config): each log group's cursor is kept in
+the manifest, saved in the same write as the files holding the events before
+it, every --commit-every events. A rerun (killed or not) goes on from the
+last commit; once a pull without --until is done, the next one fetches what
+came since, looking --settle back for events CloudWatch delivered late.
+Pulled events wait in a scratch file under TMPDIR/eksaudit-ingest/.
 
 Exit status: 0 ingested (or nothing new), 2 error (nothing added),
 3 --strict and some events could not be read (nothing added).";
@@ -93,7 +102,7 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// A run's name: when it started, and a random part (two runs in one
 /// second still differ). File names start with it.
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     format!(
         "{}-{:08x}",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
@@ -110,7 +119,12 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let threads = args.threads.unwrap_or_else(query::default_partitions);
-    runtime(threads)?.block_on(ingest_files(args, threads))
+    let cw = &args.cloudwatch;
+    if cw.log_groups.is_empty() && cw.config.is_none() {
+        runtime(threads)?.block_on(ingest_files(args, threads))
+    } else {
+        runtime(threads)?.block_on(super::lake_pull::ingest_cloudwatch(args, threads))
+    }
 }
 
 async fn ingest_files(args: &IngestArgs, threads: usize) -> anyhow::Result<ExitCode> {
@@ -118,7 +132,8 @@ async fn ingest_files(args: &IngestArgs, threads: usize) -> anyhow::Result<ExitC
     if inputs.contains(&Input::Stdin) {
         bail!("ingest reads files: stdin cannot be recorded as ingested (save it to a file first)");
     }
-    let (lake, mut manifest) = Lake::open_for_writing(&args.lake, &args.aws.connection(8)).await?;
+    let (lake, mut manifest) =
+        Lake::open_for_writing(&args.lake, &args.cloudwatch.aws.connection(8)).await?;
     let lake = Arc::new(lake);
     let run = run_id();
     let (mut fresh, mut seen, mut skipped) = (Vec::new(), BTreeSet::new(), 0usize);
@@ -152,47 +167,15 @@ async fn ingest_files(args: &IngestArgs, threads: usize) -> anyhow::Result<ExitC
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = Arc::new(Report::new());
-    let total = total_size(&fresh);
     let opts = SourceOptions {
         cluster: args.cluster.clone(),
         log_group: args.log_group.clone(),
         ..SourceOptions::default()
     };
-    let source = Arc::new(FileSource::new(fresh, opts, report.clone()));
-    let schema = if args.keep_raw {
-        file_schema()
-    } else {
-        file_schema_without_raw()
-    };
-    let progress =
-        (!args.quiet && io::stderr().is_terminal()).then(|| Progress::start(report.clone(), total));
-    let written = write_run(&lake, &run, source, &schema, args.memory, threads, &report).await;
-    if let Some(p) = progress {
-        p.finish();
-    }
-    let staged = match written {
-        Ok(staged) => staged,
-        Err(e) => {
-            // Nothing was recorded: the staging files go now (or on the next run).
-            let _ = lake.clear_staging().await;
-            return Err(e.into());
-        }
-    };
-    let counts = report.counts();
-    if !args.quiet {
-        super::query::print_summary(&counts, &mut io::stderr().lock());
-    }
-    if args.strict && counts.problems() > 0 {
-        let _ = lake.clear_staging().await;
-        eprintln!(
-            "eksaudit: {} (nothing added to the lake)",
-            Error::BadInput {
-                count: counts.problems()
-            }
-        );
+    let show = !args.quiet && io::stderr().is_terminal();
+    let Some(staged) = stage(&lake, &run, fresh, opts, args, threads, show).await? else {
         return Ok(ExitCode::from(3));
-    }
+    };
     let files = records.len();
     manifest.files.extend(records);
     let summary = Summary::of(&staged);
@@ -211,6 +194,56 @@ async fn ingest_files(args: &IngestArgs, threads: usize) -> anyhow::Result<ExitC
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Decodes `inputs` into staged partition files for `run`, with a
+/// progress bar when `show`. `None` (staging cleared, nothing to add) when
+/// --strict and some events could not be read.
+pub(super) async fn stage(
+    lake: &Arc<Lake>,
+    run: &str,
+    inputs: Vec<Input>,
+    opts: SourceOptions,
+    args: &IngestArgs,
+    threads: usize,
+    show: bool,
+) -> anyhow::Result<Option<Vec<Staged>>> {
+    let report = Arc::new(Report::new());
+    let total = total_size(&inputs);
+    let source = Arc::new(FileSource::new(inputs, opts, report.clone()));
+    let schema = if args.keep_raw {
+        file_schema()
+    } else {
+        file_schema_without_raw()
+    };
+    let progress = show.then(|| Progress::start(report.clone(), total));
+    let written = write_run(lake, run, source, &schema, args.memory, threads, &report).await;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let staged = match written {
+        Ok(staged) => staged,
+        Err(e) => {
+            // Nothing was recorded: the staging files go now (or on the next run).
+            let _ = lake.clear_staging().await;
+            return Err(e.into());
+        }
+    };
+    let counts = report.counts();
+    if !args.quiet {
+        super::query::print_summary(&counts, &mut io::stderr().lock());
+    }
+    if args.strict && counts.problems() > 0 {
+        let _ = lake.clear_staging().await;
+        eprintln!(
+            "eksaudit: {} (nothing from this run added to the lake)",
+            Error::BadInput {
+                count: counts.problems()
+            }
+        );
+        return Ok(None);
+    }
+    Ok(Some(staged))
 }
 
 /// Decodes `source` into staged partition files.
@@ -242,7 +275,7 @@ async fn write_run(
 }
 
 /// Records the run's files (and what they replace) and moves them in.
-async fn commit(
+pub(super) async fn commit(
     lake: &Lake,
     manifest: &mut Manifest,
     run: String,
@@ -266,7 +299,7 @@ async fn commit(
 }
 
 /// What a run wrote, for the last line on stderr.
-struct Summary {
+pub(super) struct Summary {
     rows: usize,
     files: usize,
     bytes: usize,
@@ -275,7 +308,7 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(staged: &[Staged]) -> Self {
+    pub(super) fn of(staged: &[Staged]) -> Self {
         Self {
             rows: staged.iter().map(|s| s.rows).sum(),
             files: staged.len(),
@@ -285,7 +318,7 @@ impl Summary {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         format!(
             "{} file(s), {:.1} MB ({} cluster(s), {} day(s))",
             self.files,

@@ -3,8 +3,8 @@
 
 use clap::{Args, Subcommand};
 
-use super::AwsArgs;
 use super::lake;
+use super::{AwsArgs, CloudWatchArgs};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -12,8 +12,24 @@ pub struct IngestArgs {
     #[arg(long, value_name = "LAKE")]
     pub lake: String,
 
+    /// CloudWatch Logs to pull instead of files (--cloudwatch, --config,
+    /// --since, --until and the AWS settings, as for `fetch`). --since
+    /// applies to a log group's first ingest; later runs go on from where
+    /// the lake's manifest says the last one stopped.
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub cloudwatch: CloudWatchArgs,
+
+    /// How late CloudWatch may deliver an event (a later run looks this far
+    /// back, skipping events the lake already has).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub settle: String,
+
+    /// With --cloudwatch: commit to the lake after this many events (the
+    /// most a killed run makes the next one pull again; each commit adds a
+    /// file per day it covers, see `lake compact`).
+    #[arg(long, value_name = "N", default_value_t = 250_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub commit_every: u64,
 
     /// Cluster name for every event (default: from the log group name;
     /// an event with neither is refused).
@@ -47,7 +63,8 @@ pub struct IngestArgs {
     pub quiet: bool,
 
     /// Files or directories of audit logs (any format `query` reads).
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present_any = ["log_groups", "config"],
+          conflicts_with_all = ["log_groups", "config"])]
     pub paths: Vec<String>,
 }
 

@@ -7,6 +7,7 @@ mod fetch;
 mod generate;
 mod lake;
 mod lake_args;
+mod lake_pull;
 pub mod output;
 mod progress;
 mod queries;

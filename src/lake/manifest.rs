@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Lake, META_DIR};
 use crate::error::Result;
+use crate::source::cloudwatch::{Cursor, Window};
 
 const VERSION: u32 = 1;
 
@@ -21,6 +22,10 @@ pub struct Manifest {
     /// Files ingested, by [`fingerprint`].
     #[serde(default)]
     pub files: BTreeMap<String, Ingested>,
+    /// CloudWatch log groups ingested, by group key (endpoint and name):
+    /// where the next pull starts, as `fetch`'s checkpoint.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cloudwatch: BTreeMap<String, Pulled>,
     /// A run recorded but maybe not yet moved into place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
@@ -33,6 +38,16 @@ pub struct Ingested {
     pub path: String,
     pub length: u64,
     pub run: String,
+}
+
+/// One log group's pull: its window and how far it got. Saved in the same
+/// put as the files that hold the events before the cursor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pulled {
+    pub window: Window,
+    /// No --until: once done, the next run pulls from the end to its now.
+    pub open_ended: bool,
+    pub cursor: Cursor,
 }
 
 /// A run's moves (staging → partition) and the files they replace

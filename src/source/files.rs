@@ -35,6 +35,9 @@ pub struct SourceOptions {
     pub log_group: Option<String>,
     /// Target size of one chunk's buffer.
     pub block_size: usize,
+    /// `file` is `GROUP/STREAM` of each CloudWatch record, as when pulled
+    /// live, not the path read (a scratch file of pulled events).
+    pub file_is_stream: bool,
 }
 
 impl Default for SourceOptions {
@@ -43,6 +46,7 @@ impl Default for SourceOptions {
             cluster: None,
             log_group: None,
             block_size: 4 << 20,
+            file_is_stream: false,
         }
     }
 }
@@ -318,8 +322,12 @@ impl<'a> FileCtx<'a> {
             .cluster
             .as_deref()
             .or_else(|| group.and_then(cluster_from_log_group));
+        let file = match (group, stream) {
+            (Some(g), Some(s)) if self.opts.file_is_stream => Arc::from(format!("{g}/{s}")),
+            _ => self.label.clone(),
+        };
         let origin = Arc::new(Origin {
-            file: self.label.clone(),
+            file,
             cluster: cluster.map(Arc::from),
             log_group: group.map(Arc::from),
             log_stream: stream.map(Arc::from),

@@ -28,8 +28,7 @@ use crate::source::cloudwatch::{
     Clients, CloudWatchSource, Connection, Cursor, GroupSpec, LogEvent, Puller, Window,
     load_config, log_group_for, now_ms, parse_duration, parse_time,
 };
-pub use output::Format;
-use output::Output;
+pub use output::{Format, Output};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -114,7 +113,7 @@ fn connection(args: &CloudWatchArgs) -> Connection {
     args.aws.connection(args.max_attempts)
 }
 
-fn window(args: &CloudWatchArgs) -> anyhow::Result<Window> {
+pub(super) fn window(args: &CloudWatchArgs) -> anyhow::Result<Window> {
     let start_ms = parse_time(args.since.as_deref().unwrap_or("1h"), now_ms())
         .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     window_from(start_ms, "--since", args)
@@ -134,7 +133,10 @@ fn window_from(start_ms: i64, from: &str, args: &CloudWatchArgs) -> anyhow::Resu
 
 /// The log groups named on the command line (`--cloudwatch`, and
 /// `clusters`) and in `--config`, without repeats.
-fn group_specs(args: &CloudWatchArgs, clusters: &[String]) -> anyhow::Result<Vec<GroupSpec>> {
+pub(super) fn group_specs(
+    args: &CloudWatchArgs,
+    clusters: &[String],
+) -> anyhow::Result<Vec<GroupSpec>> {
     let connection = connection(args);
     let mut groups: Vec<GroupSpec> = args
         .log_groups
@@ -171,6 +173,22 @@ pub fn live_source(
         page_size: args.page_size,
         report,
     })
+}
+
+/// A puller of `spec` with the command line's stream prefix, pace, page
+/// size and settle delay.
+pub(super) fn puller(
+    client: aws_sdk_cloudwatchlogs::Client,
+    spec: &GroupSpec,
+    args: &CloudWatchArgs,
+    settle: Duration,
+) -> Puller {
+    let mut puller = Puller::new(client, spec);
+    puller.stream_prefix.clone_from(&args.stream_prefix);
+    puller.settle = settle;
+    puller.max_tps = args.max_tps;
+    puller.page_size = args.page_size;
+    puller
 }
 
 /// Checks that `cp` is for `groups`; a finished open-ended run is extended
@@ -258,14 +276,12 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<ExitCode> {
             if cursor.done {
                 continue;
             }
-            let client = clients.get(&spec.connection).await;
-            let mut puller = Puller::new(client, spec);
-            puller
-                .stream_prefix
-                .clone_from(&args.cloudwatch.stream_prefix);
-            puller.settle = settle;
-            puller.max_tps = args.cloudwatch.max_tps;
-            puller.page_size = args.cloudwatch.page_size;
+            let puller = puller(
+                clients.get(&spec.connection).await,
+                spec,
+                &args.cloudwatch,
+                settle,
+            );
             let window = cp.window;
             // Output first, synced; then the checkpoint that covers it.
             let mut deliver = |page: &[LogEvent], next: &Cursor| -> Result<bool, Error> {

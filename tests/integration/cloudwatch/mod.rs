@@ -5,6 +5,7 @@
 
 mod daemon;
 mod faults;
+mod lake_pull;
 mod lake_s3;
 
 use std::net::{TcpListener, TcpStream};
@@ -207,21 +208,22 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Rows and distinct event IDs in a fetched file.
-fn count_rows(output: &str) -> String {
+/// `eksaudit query -q --strict --format csv ARGS...`, its stdout.
+fn query_csv(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args([
-            "query",
-            "-q",
-            "--strict",
-            "--format",
-            "csv",
-            "select count(*) as n, count(distinct event_id) as ids from audit",
-            output,
-        ])
+        .args(["query", "-q", "--strict", "--format", "csv"])
+        .args(args)
         .output()
         .unwrap();
     stdout(&out)
+}
+
+/// Rows and distinct event IDs in a fetched file.
+fn count_rows(output: &str) -> String {
+    query_csv(&[
+        "select count(*) as n, count(distinct event_id) as ids from audit",
+        output,
+    ])
 }
 
 fn stdout(out: &Output) -> String {
@@ -232,6 +234,27 @@ fn stdout(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Runs `command` and SIGKILLs it at random moments (`seed`, a pause in
+/// `pause_ms` after each start) until a run ends by itself, at most 40
+/// times, then runs it to the end; asserts it was killed at least once.
+fn kill_then_finish(command: impl Fn() -> Command, seed: u64, pause_ms: std::ops::Range<u64>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut kills = 0;
+    for _ in 0..40 {
+        let mut child = command().stdout(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(pause_ms.clone())));
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "failed: {status}");
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills > 0, "never interrupted");
+    stdout(&command().output().unwrap());
 }
 
 /// More than one page (10,000 events) over several streams, a stream that
@@ -369,26 +392,7 @@ fn fetch_killed_and_restarted_has_every_event_once() {
             &output_s,
         ])
     };
-    let mut rng = fastrand::Rng::with_seed(7);
-    let mut kills = 0;
-    let mut finished = false;
-    for _ in 0..40 {
-        let mut child = fetch().stdout(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(rng.u64(50..600)));
-        if child.try_wait().unwrap().is_some() {
-            let status = child.wait().unwrap();
-            assert!(status.success(), "fetch failed: {status}");
-            finished = true;
-            break;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        kills += 1;
-    }
-    assert!(kills > 0, "the fetch was never interrupted");
-    if !finished {
-        assert!(fetch().status().unwrap().success());
-    }
+    kill_then_finish(fetch, 7, 50..600);
     let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
         .args([
             "query",
