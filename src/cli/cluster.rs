@@ -19,8 +19,8 @@ shared volume), or s3://, with credentials from the AWS chain on each node
   eksaudit query --remote df://sched-host:50050 --lake s3://bucket/eks-lake \"select ...\"
 
 Queries over the lake only (raw logs are decoded on one machine: ingest
-them first). Day pruning on the cluster comes from `dt`, `cluster` and
---since/--until predicates. An executor that dies mid-query is noticed
+them first). Days are pruned on the cluster as locally: by `dt`, `cluster`,
+--since/--until and time predicates. An executor that dies mid-query is noticed
 after --executor-timeout; its tasks are run again on the others, or the
 query fails with the scheduler's error when none is left.
 

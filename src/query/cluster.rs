@@ -28,7 +28,7 @@ use datafusion::object_store::ObjectStore;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use url::Url;
 
-use super::lake::{listing_table, register};
+use super::lake::{DayBounds, listing_table, register};
 use super::{config, equip};
 use crate::error::Result;
 use crate::lake::Lake;
@@ -185,8 +185,8 @@ pub async fn run_executor(opts: ExecutorOptions, s3: S3Settings) -> anyhow::Resu
 
 /// A session whose queries run on the Ballista scheduler at `url`
 /// (`df://host:port`), with the lake as `audit`. Days are pruned by
-/// `dt`, `cluster` and `--since/--until`; a time predicate alone does not
-/// prune there (the pruning wrapper does not travel).
+/// `dt`, `cluster`, `--since/--until` and time predicates ([`DayBounds`]
+/// runs here, before the plan is sent).
 pub async fn remote_session(
     url: &str,
     lake: &Lake,
@@ -210,6 +210,7 @@ pub async fn remote_session(
     // Ballista's upgrade of the state puts its own function list in place
     // of the state's: the functions go in again.
     equip(&mut ctx)?;
+    ctx.add_optimizer_rule(Arc::new(DayBounds));
     register(&ctx, Arc::new(listing_table(lake)?), since_us, until_us)?;
     Ok(ctx)
 }

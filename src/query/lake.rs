@@ -6,11 +6,10 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -18,9 +17,8 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{
-    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType, col, ident, lit,
-};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan, Operator, col, ident, lit};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
@@ -45,10 +43,8 @@ pub async fn lake_session(
         let url = datafusion::execution::object_store::ObjectStoreUrl::parse(bucket)?;
         ctx.register_object_store(url.as_ref(), store.clone());
     }
-    let table = Arc::new(LakeTable {
-        inner: listing_table(lake)?,
-    });
-    register(&ctx, table, since_us, until_us)?;
+    ctx.add_optimizer_rule(Arc::new(DayBounds));
+    register(&ctx, Arc::new(listing_table(lake)?), since_us, until_us)?;
     Ok(ctx)
 }
 
@@ -156,56 +152,52 @@ pub fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
     files.len()
 }
 
+/// Adds to each scan of the lake the `dt` bounds its time filters imply,
+/// as more scan filters, which the listing table prunes folders by. A rule
+/// on the logical plan, so it works the same in a local session and on a
+/// Ballista cluster (the client optimizes the plan before sending it).
 #[derive(Debug)]
-struct LakeTable {
-    inner: ListingTable,
-}
+pub(super) struct DayBounds;
 
-#[async_trait]
-impl TableProvider for LakeTable {
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+impl OptimizerRule for DayBounds {
+    fn name(&self) -> &str {
+        "eksaudit_day_bounds"
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::Base
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
     }
 
-    async fn scan(
+    fn rewrite(
         &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let args = ScanArgs::default()
-            .with_projection(projection.map(|p| p.as_slice()))
-            .with_filters(Some(filters))
-            .with_limit(limit);
-        Ok(self.scan_with_args(state, args).await?.into_inner())
-    }
-
-    async fn scan_with_args<'a>(
-        &self,
-        state: &dyn Session,
-        args: ScanArgs<'a>,
-    ) -> DfResult<ScanResult> {
-        let given = args.filters().unwrap_or(&[]);
-        let mut filters = given.to_vec();
-        filters.extend(given.iter().flat_map(day_filters));
-        let args = ScanArgs::default()
-            .with_projection(args.projection())
-            .with_filters(Some(&filters))
-            .with_limit(args.limit())
-            .with_statistics_requests(args.statistics_requests());
-        self.inner.scan_with_args(state, args).await
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> DfResult<Transformed<LogicalPlan>> {
+        let LogicalPlan::TableScan(mut scan) = plan else {
+            return Ok(Transformed::no(plan));
+        };
+        let schema = scan.source.schema();
+        let is_lake = schema.field_with_name(DT).is_ok()
+            && schema
+                .field_with_name(c::REQUEST_RECEIVED_TIMESTAMP)
+                .is_ok();
+        let mut added = false;
+        if is_lake {
+            let implied: Vec<Expr> = scan.filters.iter().flat_map(day_filters).collect();
+            for f in implied {
+                // Once each: the optimizer runs its rules more than once.
+                if !scan.filters.contains(&f) {
+                    scan.filters.push(f);
+                    added = true;
+                }
+            }
+        }
+        let plan = LogicalPlan::TableScan(scan);
+        Ok(if added {
+            Transformed::yes(plan)
+        } else {
+            Transformed::no(plan)
+        })
     }
 }
 

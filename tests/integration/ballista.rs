@@ -211,6 +211,20 @@ fn saved_queries_on_a_cluster_match_a_local_run() {
     local_args.extend(["--format", "csv"]);
     assert_eq!(remote, sorted(&eksaudit(&local_args)));
     assert_eq!(remote.len(), 3, "{remote:?}");
+    // A time predicate prunes days on the cluster too: a file that is not
+    // Parquet, in a day not asked about, breaks only a query that opens it.
+    let junk = lake.join("cluster=big/dt=2020-01-01");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("junk.parquet"), b"not parquet").unwrap();
+    let two_days = "select dt, count(*) from audit where requestReceivedTimestamp >= \
+                    '2026-11-03T00:00:00Z' and requestReceivedTimestamp < '2026-11-05T00:00:00Z' group by 1";
+    let remote = sorted(&cluster.query(&[two_days, "--lake", l], &[], &[]));
+    assert_eq!(remote.len(), 3, "{remote:?}");
+    let everything = cluster.query(&["select count(*) from audit", "--lake", l], &[], &[]);
+    assert!(!everything.status.success(), "the junk file was not read");
+    std::fs::remove_dir_all(&junk).unwrap();
+    let local = eksaudit(&["query", two_days, "--lake", l, "--format", "csv"]);
+    assert_eq!(remote, sorted(&local));
 }
 
 #[test]
