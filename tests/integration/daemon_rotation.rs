@@ -30,11 +30,28 @@ fn start_with(config: &Path, failpoint: Option<&str>) -> Child {
     if let Some(f) = failpoint {
         cmd.env("EKSAUDIT_FAILPOINT", f);
     }
+    // Every run's log in one file beside the config, for a failure message.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(daemon_log(config))
+        .unwrap();
     cmd.args(["daemon", "--config", config.to_str().unwrap()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
+}
+
+fn daemon_log(config: &Path) -> std::path::PathBuf {
+    config.with_file_name("daemon.log")
+}
+
+/// The last `n` lines the daemon runs wrote.
+fn daemon_log_tail(config: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(daemon_log(config)).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn append(path: &Path, lines: &[&str]) {
@@ -155,7 +172,8 @@ fn rotating_and_killed(how: Rotation) {
     let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         twice.is_empty(),
-        "{how:?}: written more than once: {twice:?}"
+        "{how:?}: written more than once: {twice:?}\ndaemon log:\n{}",
+        daemon_log_tail(&config, 80)
     );
     let ids: Vec<String> = got.into_keys().collect();
     assert_eq!(ids, expected, "{how:?}");
