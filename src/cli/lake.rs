@@ -236,7 +236,8 @@ pub(super) async fn stage(
     if args.strict && counts.problems() > 0 {
         let _ = lake.clear_staging().await;
         eprintln!(
-            "eksaudit: {} (nothing from this run added to the lake)",
+            // From CloudWatch: this segment; earlier commits stay.
+            "eksaudit: {} (--strict: the events read in this step were not added to the lake)",
             Error::BadInput {
                 count: counts.problems()
             }

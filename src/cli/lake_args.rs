@@ -50,7 +50,9 @@ pub struct IngestArgs {
     #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = parse_size)]
     pub memory: usize,
 
-    /// Fail (exit 3) and add nothing if any event could not be read.
+    /// Fail (exit 3) and add nothing if any event could not be read (from
+    /// CloudWatch: nothing of that --commit-every segment; the segments
+    /// committed before it stay, and a rerun stops at it again).
     #[arg(long)]
     pub strict: bool,
 
