@@ -50,7 +50,8 @@ came since, looking --settle back for events CloudWatch delivered late.
 Pulled events wait in a scratch file under TMPDIR/eksaudit-ingest/.
 
 Exit status: 0 ingested (or nothing new), 2 error (nothing added),
-3 --strict and some events could not be read (nothing added).";
+3 --strict and some events could not be read (nothing added; from
+CloudWatch, the segments committed before the bad one stay).";
 
 pub const COMPACT_HELP: &str = "\
 Frequent ingests leave many small files per day; compaction rewrites each
