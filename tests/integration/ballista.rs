@@ -128,10 +128,8 @@ impl Cluster {
     pub(crate) fn logs(&self) -> String {
         let mut all = String::new();
         for log in &self.logs {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
             all += &format!("\n--- {} (last 40 lines)\n", log.display());
-            all += &lines[lines.len().saturating_sub(40)..].join("\n");
+            all += &crate::last_lines(log, 40);
         }
         all
     }

@@ -47,13 +47,6 @@ fn daemon_log(config: &Path) -> std::path::PathBuf {
     config.with_file_name("daemon.log")
 }
 
-/// The last `n` lines the daemon runs wrote.
-fn daemon_log_tail(config: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(daemon_log(config)).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 fn append(path: &Path, lines: &[&str]) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -173,7 +166,7 @@ fn rotating_and_killed(how: Rotation) {
     assert!(
         twice.is_empty(),
         "{how:?}: written more than once: {twice:?}\ndaemon log:\n{}",
-        daemon_log_tail(&config, 80)
+        crate::last_lines(&daemon_log(&config), 80)
     );
     let ids: Vec<String> = got.into_keys().collect();
     assert_eq!(ids, expected, "{how:?}");

@@ -29,6 +29,14 @@ use eksaudit::report::{Counts, Report};
 use eksaudit::source::{FileSource, SourceOptions, expand_paths};
 
 /// A loopback port nothing listens on (now).
+/// The last `n` lines of the file at `path` (none if it is missing), for
+/// failure messages.
+pub fn last_lines(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
