@@ -90,6 +90,8 @@ SCANNER_IP = "198.51.100.23"
 NODE_IP = "192.168.12.34"
 
 RBAC_ALLOW = 'RBAC: allowed by ClusterRoleBinding "{b}" of ClusterRole "{r}" to {who}'
+# user1 acts through the RoleBinding the admin made for it in ns-a.
+USER1_ALLOW = 'RBAC: allowed by RoleBinding "user1-admin/ns-a" of ClusterRole "admin" to User "user1"'
 
 
 def event(n, ms, user, ip, agent, verb, uri, obj, code, decision="allow", reason="",
@@ -183,9 +185,10 @@ def story():
     u = t + 90000
     parts["firehose"] = [
         event(10, u, USER1, USER1_IP, KUBECTL, "list", "/api/v1/namespaces/ns-a/pods?limit=500", {"resource": "pods", "namespace": "ns-a", "apiVersion": "v1"}, 200,
-              reason=RBAC_ALLOW.format(b="user1-admin", r="admin", who='User "user1"').replace("ClusterRoleBinding", "RoleBinding").replace('"user1-admin"', '"user1-admin/ns-a"')),
+              reason=USER1_ALLOW),
         event(11, u + 4000, USER1, USER1_IP, KUBECTL, "create", "/apis/apps/v1/namespaces/ns-a/deployments?fieldManager=kubectl-create",
               {"resource": "deployments", "namespace": "ns-a", "name": "web", "apiGroup": "apps", "apiVersion": "v1"}, 201, level="Request",
+              reason=USER1_ALLOW,
               request={"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "web", "namespace": "ns-a"},
                        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                                 "template": {"metadata": {"labels": {"app": "web"}},
@@ -198,14 +201,14 @@ def story():
               status_extra=forbidden('secrets is forbidden: User "user1" cannot list resource "secrets" in API group "" in the namespace "default"')),
         event(14, u + 40000, USER1, USER1_IP, KUBECTL, "create", "/api/v1/namespaces/ns-a/pods/web-6d4b7c8f9-q2w3e/exec?command=sh&command=-c&command=cat+%2Fetc%2Fshadow&container=nginx&stdin=true&stdout=true&tty=true",
               {"resource": "pods", "namespace": "ns-a", "name": "web-6d4b7c8f9-q2w3e", "apiVersion": "v1", "subresource": "exec"}, 101,
-              reason=RBAC_ALLOW.format(b="user1-admin/ns-a", r="admin", who='User "user1"').replace("ClusterRoleBinding", "RoleBinding")),
+              reason=USER1_ALLOW),
     ]
 
     # The NetworkPolicy deletion: pretty-printed JSON array of events.
     parts["pretty"] = [
         event(15, u + 60000, USER1, USER1_IP, KUBECTL, "delete", "/apis/networking.k8s.io/v1/namespaces/ns-a/networkpolicies/deny-all",
               {"resource": "networkpolicies", "namespace": "ns-a", "name": "deny-all", "apiGroup": "networking.k8s.io", "apiVersion": "v1"}, 200,
-              level="Request", request={"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/__internal", "propagationPolicy": "Background"}),
+              level="Request", reason=USER1_ALLOW, request={"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/__internal", "propagationPolicy": "Background"}),
     ]
 
     # Anonymous scanning: `aws logs filter-log-events` output.

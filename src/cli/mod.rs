@@ -5,6 +5,7 @@ mod alerts;
 mod cluster;
 mod fetch;
 mod generate;
+mod identities;
 mod lake;
 mod lake_args;
 mod lake_pull;
@@ -83,6 +84,10 @@ pub enum Command {
     /// day, exactly once.
     #[command(after_help = lake::INGEST_HELP)]
     Ingest(IngestArgs),
+    /// Who is each Kubernetes identity: its kind, the IAM principal behind
+    /// it, how it was authorized, and whether it is a hidden admin.
+    #[command(after_help = identities::AFTER_HELP)]
+    Identities(IdentitiesArgs),
     /// Look after a lake: merge small files, print other engines' DDL.
     Lake(LakeArgs),
     /// Run a node of a Ballista cluster that queries lakes
@@ -372,6 +377,38 @@ pub struct QueryArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentitiesArgs {
+    /// Audit log files or directories (`-` for stdin).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// One row per IAM principal (canonical ARN): the Kubernetes usernames
+    /// it became.
+    #[arg(long)]
+    pub by_arn: bool,
+
+    /// Output format [default: table on a terminal, csv otherwise, or from
+    /// the --output file's extension].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write the rows to FILE instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+/// Where events come from and how they are read: shared by `query`,
+/// `identities` and `rbac`.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
     /// Fail (exit 3) if any event could not be read.
     #[arg(long)]
     pub strict: bool,
@@ -452,6 +489,7 @@ where
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Query(args) => query::run(args),
+        Command::Identities(args) => identities::run(args),
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
         Command::Fetch(args) => fetch::run(&args),
         Command::Generate(args) => generate::run(&args),

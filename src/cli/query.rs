@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::QueryArgs;
 use super::output::{Format, ResultWriter};
 use super::progress::Progress;
+use super::{InputArgs, QueryArgs};
 use crate::error::Error;
 use crate::lake::Lake;
 use crate::lake::s3::S3Settings;
@@ -74,8 +75,8 @@ impl Plan {
                 text => SqlSource::Text(text),
             }
         };
-        let live = !args.live.log_groups.is_empty() || args.live.config.is_some();
-        if let Some(lake) = &args.lake {
+        let live = !args.input.live.log_groups.is_empty() || args.input.live.config.is_some();
+        if let Some(lake) = &args.input.lake {
             if live || !positional.is_empty() {
                 bail!("--lake {lake} is the input: name no files and no --cloudwatch as well");
             }
@@ -160,8 +161,55 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     // Values given on the command line win over a saved query's defaults.
     params.retain(|(k, _)| !args.params.iter().any(|(a, _)| a == k));
     params.extend(args.params.iter().cloned());
+    let job = SqlJob {
+        sql,
+        params,
+        args: &args,
+    };
+    run_over(&args.input, &plan.paths, job)
+}
+
+/// Work done with the `audit` table of the inputs.
+pub(super) trait Job {
+    /// `before_output` ends the progress display: called before the
+    /// first output.
+    async fn run(
+        self,
+        ctx: SessionContext,
+        lake: Option<Lake>,
+        before_output: &mut dyn FnMut(),
+    ) -> Result<(), Error>;
+}
+
+/// A query whose rows are written as `args` say.
+struct SqlJob<'a> {
+    sql: String,
+    params: Vec<(String, String)>,
+    args: &'a QueryArgs,
+}
+
+impl Job for SqlJob<'_> {
+    async fn run(
+        self,
+        ctx: SessionContext,
+        lake: Option<Lake>,
+        before_output: &mut dyn FnMut(),
+    ) -> Result<(), Error> {
+        let q = Query::plan(&ctx, &self.sql).await?.bind(&self.params)?;
+        write_results(q, self.args, lake.as_ref(), before_output).await
+    }
+}
+
+/// Opens the inputs (`paths`, CloudWatch or a lake, as `args` say), runs
+/// `job` over them with progress on a terminal, then reports skipped input
+/// on stderr. Exit 3 with --strict when events could not be read.
+pub(super) fn run_over(
+    args: &InputArgs,
+    paths: &[String],
+    job: impl Job,
+) -> anyhow::Result<ExitCode> {
     let report = Arc::new(Report::new());
-    let inputs = expand_paths(&plan.paths)?;
+    let inputs = expand_paths(paths)?;
     let parquet: Vec<PathBuf> = inputs
         .iter()
         .filter(|i| is_parquet(i))
@@ -182,7 +230,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             )),
             Some(0),
         )
-    } else if plan.paths.is_empty() {
+    } else if paths.is_empty() {
         let source = super::fetch::live_source(&args.live, args.cluster.clone(), report.clone())?;
         (Arc::new(source), None)
     } else {
@@ -215,7 +263,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         let (ctx, lake) = if let Some(name) = &args.lake {
             let conn = args.live.aws.connection(args.live.max_attempts);
             let lake = Lake::open(name, &conn).await?;
-            let (since, until) = lake_range(&args)?;
+            let (since, until) = lake_range(args)?;
             match &args.remote {
                 // The plan runs on the cluster: no local file count.
                 Some(url) => {
@@ -235,8 +283,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         } else {
             (query::parquet_session(&parquet, partitions)?, None)
         };
-        let q = Query::plan(&ctx, &sql).await?.bind(&params)?;
-        write_results(q, &args, lake.as_ref(), &mut end_progress).await
+        job.run(ctx, lake, &mut end_progress).await
     });
     end_progress();
     let counts = report.counts();
@@ -261,7 +308,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `--since`/`--until` over a lake, in µs.
-fn lake_range(args: &QueryArgs) -> Result<(Option<i64>, Option<i64>), Error> {
+fn lake_range(args: &InputArgs) -> Result<(Option<i64>, Option<i64>), Error> {
     let now = crate::source::cloudwatch::now_ms();
     let at = |flag: &str, t: &Option<String>| {
         t.as_deref()
@@ -342,7 +389,7 @@ async fn write_results(
         None => q.stream().await?,
         Some(lake) => {
             let (stream, read) = q.stream_counting_files().await?;
-            if !args.quiet {
+            if !args.input.quiet {
                 let all = lake.data_files().await?.len();
                 eprintln!(
                     "eksaudit: lake {}: {read} of {all} file(s) read, {} pruned by cluster and day",

@@ -27,8 +27,16 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../queries/forbidden-requests.sql"),
     ),
     (
+        "hidden-admins",
+        include_str!("../../queries/hidden-admins.sql"),
+    ),
+    (
         "iam-principals",
         include_str!("../../queries/iam-principals.sql"),
+    ),
+    (
+        "identity-map",
+        include_str!("../../queries/identity-map.sql"),
     ),
     (
         "impersonation",

@@ -241,7 +241,7 @@ fn queries_lists_every_saved_query() {
     let listing = text(&out.stdout);
     assert_eq!(
         listing.lines().filter(|l| l.contains('?')).count(),
-        14,
+        16,
         "{listing}"
     );
     assert!(listing.contains("kubernetes-admin-usage"));

@@ -13,6 +13,7 @@ mod daemon_soak;
 mod fast_path;
 mod first_hour;
 mod formats;
+mod identities;
 mod insights;
 mod lake;
 mod readme;
