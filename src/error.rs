@@ -67,6 +67,10 @@ pub enum Error {
     UnknownParam { name: String, hint: String },
 
     /// Writing results failed.
+    /// `rbac` found nothing to work on, or could not write what it made.
+    #[error("{0}")]
+    Rbac(String),
+
     #[error("writing {what}: {cause}")]
     Output { what: String, cause: io::Error },
 

@@ -7,7 +7,8 @@
 //!   [`schema`];
 //! - [`query`] runs SQL over the table `audit` with DataFusion;
 //! - [`cli`] is the command line on top; [`report`] carries input problems
-//!   to the user; [`synth`] writes synthetic logs for benchmarks.
+//!   to the user; [`synth`] writes synthetic logs for benchmarks; [`rbac`]
+//!   makes least-privilege RBAC from what identities did.
 
 pub mod alerts;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod insights;
 pub mod lake;
 mod memory;
 pub mod query;
+pub mod rbac;
 pub mod report;
 pub mod schema;
 pub mod source;

@@ -13,6 +13,7 @@ pub mod output;
 mod progress;
 mod queries;
 mod query;
+mod rbac;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -88,6 +89,8 @@ pub enum Command {
     /// it, how it was authorized, and whether it is a hidden admin.
     #[command(after_help = identities::AFTER_HELP)]
     Identities(IdentitiesArgs),
+    /// Least-privilege RBAC from what identities did.
+    Rbac(RbacArgs),
     /// Look after a lake: merge small files, print other engines' DDL.
     Lake(LakeArgs),
     /// Run a node of a Ballista cluster that queries lakes
@@ -405,6 +408,60 @@ pub struct IdentitiesArgs {
     pub input: InputArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct RbacArgs {
+    #[command(subcommand)]
+    pub command: RbacCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RbacCommand {
+    /// The minimal Roles, ClusterRoles and bindings that allow what an
+    /// identity did, as Kubernetes YAML.
+    #[command(after_help = rbac::SUGGEST_HELP)]
+    Suggest(SuggestArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "serviceaccount", "users"])))]
+pub struct SuggestArgs {
+    /// Audit log files or directories (`-` for stdin).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// The Kubernetes username (as in user.username, e.g. an ARN for an
+    /// access entry).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// A service account, NAMESPACE:NAME.
+    #[arg(long, value_name = "NS:NAME")]
+    pub serviceaccount: Option<String>,
+
+    /// Every username matching this regular expression (whole name), one
+    /// policy each.
+    #[arg(long, value_name = "REGEX")]
+    pub users: Option<String>,
+
+    /// Count refused requests too (for a log recorded with broad access on
+    /// purpose); by default only allowed requests are permissions to grant.
+    #[arg(long)]
+    pub include_denied: bool,
+
+    /// Pin resourceNames where every request of an operation named the
+    /// same object.
+    #[arg(long)]
+    pub resource_names: bool,
+
+    /// Write one file per identity into DIR (created) instead of one YAML
+    /// stream on stdout.
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
 /// Where events come from and how they are read: shared by `query`,
 /// `identities` and `rbac`.
 #[derive(Debug, Clone, Args)]
@@ -490,6 +547,9 @@ where
     match cli.command {
         Command::Query(args) => query::run(args),
         Command::Identities(args) => identities::run(args),
+        Command::Rbac(args) => match args.command {
+            RbacCommand::Suggest(a) => rbac::suggest(a),
+        },
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
         Command::Fetch(args) => fetch::run(&args),
         Command::Generate(args) => generate::run(&args),

@@ -16,6 +16,7 @@ mod formats;
 mod identities;
 mod insights;
 mod lake;
+mod rbac;
 mod readme;
 mod realdata;
 mod saved;
