@@ -420,6 +420,38 @@ pub enum RbacCommand {
     /// identity did, as Kubernetes YAML.
     #[command(after_help = rbac::SUGGEST_HELP)]
     Suggest(SuggestArgs),
+    /// Grants of the cluster's RBAC that the log never used, wildcard
+    /// grants, and what was done outside RBAC.
+    #[command(after_help = rbac::UNUSED_HELP)]
+    Unused(UnusedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnusedArgs {
+    /// Audit log files or directories (`-` for stdin).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// The cluster's RBAC: `kubectl get roles,clusterroles,rolebindings,clusterrolebindings -A -o json`.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub rbac: PathBuf,
+
+    /// Also look at bindings named system:* and eks:* (Kubernetes' and
+    /// EKS's own).
+    #[arg(long)]
+    pub include_system: bool,
+
+    /// Output format [default: table on a terminal, csv otherwise, or from
+    /// the --output file's extension].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write the findings to FILE instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -549,6 +581,7 @@ where
         Command::Identities(args) => identities::run(args),
         Command::Rbac(args) => match args.command {
             RbacCommand::Suggest(a) => rbac::suggest(a),
+            RbacCommand::Unused(a) => rbac::unused(a),
         },
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
         Command::Fetch(args) => fetch::run(&args),

@@ -3,6 +3,7 @@
 //! match them, and a generator in audit2rbac's manner (broadest requests
 //! first, each skipped when the rules made so far allow it).
 
+pub mod dump;
 mod generate;
 mod names;
 
