@@ -33,8 +33,11 @@ allow it. Verbs are granted in families (get/list/watch, update/patch); get on
 pods/exec, attach or portforward also grants create (WebSocket clients on
 Kubernetes 1.35+). An operation seen in more than one namespace, or across
 all of them, goes into the ClusterRole; the rest into one Role per namespace.
-URLs (/version, /healthz) only ever go in the ClusterRole. resourceNames only
-with --resource-names, and never for create, list, watch, deletecollection.
+URLs only ever go in the ClusterRole. resourceNames only with
+--resource-names, and never for create, list, watch, deletecollection. What
+Kubernetes' default roles allow every authenticated user is left out
+(system:discovery, system:basic-user, system:public-info-viewer: discovery
+URLs, /healthz, /version, self access reviews).
 
 Output: per identity, a ClusterRole and ClusterRoleBinding and a Role and
 RoleBinding per namespace, named eksaudit-<username> (a DNS-1123 label: at
@@ -148,6 +151,13 @@ impl Job for Suggest<'_> {
         let mut stdout = Vec::new();
         for (username, seen) in &seen {
             let policy = rbac::generate(&seen.requests, &options);
+            if policy.is_empty() {
+                eprintln!(
+                    "eksaudit: {username}: nothing to grant: Kubernetes' default roles allow its {} request(s)",
+                    seen.count
+                );
+                continue;
+            }
             let docs = documents(username, seen, &policy);
             let yaml = to_yaml(&docs)?;
             eprintln!(

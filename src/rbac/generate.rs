@@ -59,14 +59,53 @@ impl Policy {
     }
 }
 
-/// The policy that allows every one of `requests`.
+/// What Kubernetes' default ClusterRoles grant every authenticated user
+/// (system:discovery, system:basic-user, system:public-info-viewer, from
+/// the bootstrap policy): no generated rule repeats it.
+pub fn defaults() -> Vec<Rule> {
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let review = |group: &str, resources: &[&str]| Rule {
+        verbs: set(&["create"]),
+        api_groups: set(&[group]),
+        resources: set(resources),
+        ..Rule::default()
+    };
+    vec![
+        Rule {
+            verbs: set(&["get"]),
+            non_resource_urls: set(&[
+                "/livez",
+                "/readyz",
+                "/healthz",
+                "/version",
+                "/version/",
+                "/openapi",
+                "/openapi/*",
+                "/api",
+                "/api/*",
+                "/apis",
+                "/apis/*",
+            ]),
+            ..Rule::default()
+        },
+        review(
+            "authorization.k8s.io",
+            &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+        ),
+        review("authentication.k8s.io", &["selfsubjectreviews"]),
+    ]
+}
+
+/// The policy that allows every one of `requests` (but what the default
+/// roles already allow everyone).
 pub fn generate(requests: &[Request], options: &Options) -> Policy {
     let mut todo = expand(requests, options);
     todo.sort_by_key(broad_first);
     todo.dedup();
+    let defaults = defaults();
     let mut policy = Policy::default();
     for request in &todo {
-        if policy.allows(request) {
+        if policy.allows(request) || defaults.iter().any(|r| r.allows(request)) {
             continue;
         }
         let (namespace, rule) = rule_for(request);
@@ -311,6 +350,10 @@ mod tests {
         let reqs = [
             Request {
                 verb: "get".into(),
+                target: Target::Path("/metrics".into()),
+            },
+            Request {
+                verb: "get".into(),
                 target: Target::Path("/version".into()),
             },
             res("get", "", "pods/exec", "a", "web"),
@@ -322,7 +365,8 @@ mod tests {
                 resource_names: true,
             },
         );
-        assert_eq!(p.cluster[0].non_resource_urls, set(&["/version"]));
+        // /version: the default roles allow it everyone.
+        assert_eq!(p.cluster[0].non_resource_urls, set(&["/metrics"]));
         let rules = &p.namespaced["a"];
         assert!(rules.iter().any(|r| r.resources == set(&["pods/exec"])
             && r.verbs.contains("create")

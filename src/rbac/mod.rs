@@ -9,7 +9,7 @@ mod names;
 
 use std::collections::BTreeSet;
 
-pub use generate::{Options, Policy, generate};
+pub use generate::{Options, Policy, defaults, generate};
 pub use names::{label_value, object_name};
 
 /// One request as the authorizer saw it.
