@@ -40,11 +40,13 @@ granted as (
         regexp_replace(reason, '^RBAC: allowed by (\S+) "([^"]*)" of (\S+) "([^"]*)".*$', '\1 \2 -> \3 \4')
       else reason
     end as grant,
+    username = 'kubernetes-admin' as creator,
     coalesce(array_has(groups, 'system:masters'), false) as master,
     coalesce(allowed and reason = '' and username not like 'system:node:%', false) as no_reason,
     coalesce(allowed and reason like 'EKS Access Policy:%AmazonEKSClusterAdminPolicy%', false) as eks_admin
   from e
 )
+-- One row per identity (identities --by-arn reuses what is above):
 select
   username,
   case
@@ -59,9 +61,9 @@ select
     when max(canonical_arn) is not null then 'IAM principal'
     else 'other'
   end as kind,
-  (username = 'kubernetes-admin' or bool_or(master) or bool_or(no_reason) or bool_or(eks_admin)) as hidden_admin,
+  bool_or(creator or master or no_reason or eks_admin) as hidden_admin,
   concat_ws('; ',
-    case when username = 'kubernetes-admin' then 'kubernetes-admin (the cluster creator)' end,
+    case when bool_or(creator) then 'kubernetes-admin (the cluster creator)' end,
     case when bool_or(master) then 'in system:masters' end,
     case when bool_or(no_reason) then 'allowed with no reason' end,
     case when bool_or(eks_admin) then 'AmazonEKSClusterAdminPolicy' end

@@ -22,8 +22,10 @@ members of system:masters, identities allowed with an empty reason (nodes
 excepted: the node authorizer gives none), holders of
 AmazonEKSClusterAdminPolicy. No RBAC binding shows any of them.
 
---by-arn: one row per IAM principal (canonical ARN) with the usernames it
-became. EKS writes @ as - in usernames, so the ARN, not the name, is the key.
+--by-arn: one row per IAM principal (canonical ARN): the usernames it became,
+whether it was a hidden admin as any of them, its sessions and keys, and
+the requests it made. EKS writes @ as - in usernames, so the ARN, not the
+name, is the key.
 
 Examples:
   eksaudit identities samples/
@@ -33,22 +35,34 @@ Examples:
 The same rows come from `eksaudit query --saved identity-map`;
 `--saved hidden-admins` lists the hidden admins alone.";
 
-/// One row per IAM principal: the identities of `identity-map` it stood
-/// behind. `requests` counts those identities' requests.
+/// Where `identity-map`'s per-event CTEs end and its per-identity
+/// select begins.
+const PER_IDENTITY: &str = "\n-- One row per identity";
+
+/// One row per IAM principal (canonical ARN), over `identity-map`'s
+/// per-event CTEs: the usernames it became and what it did as them.
 const BY_ARN: &str = "
 select
   canonical_arn,
   array_sort(array_agg(distinct username)) as usernames,
-  array_sort(array_agg(distinct kind)) as kinds,
-  bool_or(hidden_admin) as hidden_admin,
-  array_sort(array_agg(distinct admin_because) filter (where admin_because <> '')) as admin_because,
-  array_sort(array_distinct(flatten(array_agg(session_names)))) as session_names,
-  array_sort(array_distinct(flatten(array_agg(access_key_ids)))) as access_key_ids,
-  array_sort(array_distinct(flatten(array_agg(principal_ids)))) as principal_ids,
-  min(first_seen) as first_seen,
-  max(last_seen) as last_seen,
-  sum(requests) as requests
-from (select unnest(canonical_arns) as canonical_arn, * from identities)
+  bool_or(creator or master or no_reason or eks_admin) as hidden_admin,
+  concat_ws('; ',
+    case when bool_or(creator) then 'kubernetes-admin (the cluster creator)' end,
+    case when bool_or(master) then 'in system:masters' end,
+    case when bool_or(no_reason) then 'allowed with no reason' end,
+    case when bool_or(eks_admin) then 'AmazonEKSClusterAdminPolicy' end
+  ) as admin_because,
+  array_sort(array_agg(distinct arn) filter (where arn is not null)) as iam_arns,
+  array_sort(array_agg(distinct session_name) filter (where session_name is not null)) as session_names,
+  array_sort(array_agg(distinct access_key_id) filter (where access_key_id is not null)) as access_key_ids,
+  array_sort(array_agg(distinct principal_id) filter (where principal_id is not null)) as principal_ids,
+  min(at) as first_seen,
+  max(at) as last_seen,
+  count(distinct id) as requests,
+  count(distinct id) filter (where write) as writes,
+  count(distinct id) filter (where refused) as refusals
+from granted
+where canonical_arn is not null
 group by canonical_arn
 order by hidden_admin desc, canonical_arn";
 
@@ -57,7 +71,12 @@ pub fn run(args: IdentitiesArgs) -> anyhow::Result<ExitCode> {
         .expect("identity-map is a saved query")
         .sql;
     let sql = if args.by_arn {
-        format!("with identities as (\n{map}\n){BY_ARN}")
+        let events = map
+            .split(PER_IDENTITY)
+            .next()
+            .filter(|head| head.len() < map.len())
+            .expect("identity-map has its per-identity marker");
+        format!("{events}{BY_ARN}")
     } else {
         map.to_string()
     };

@@ -371,4 +371,30 @@ fn identities_agree_with_hand_written_sql() {
     );
     assert_eq!(role["hidden_admin"], json!(true));
     assert_eq!(role["requests"], json!(3));
+    // Requests and hidden admins per ARN, by hand.
+    let per_arn = counts_by_user(
+        "select user.extra['canonicalArn'][1], count(distinct auditID) from audit
+         where user.extra['canonicalArn'][1] is not null group by 1",
+        &paths,
+    );
+    assert_eq!(per_arn.len(), arn_rows.len());
+    for r in &arn_rows {
+        let arn = r["canonical_arn"].as_str().unwrap();
+        assert_eq!(vec![r["requests"].as_i64().unwrap()], per_arn[arn], "{arn}");
+    }
+    let admin_arns = strings(
+        "select distinct user.extra['canonicalArn'][1] from audit
+         where user.extra['canonicalArn'][1] is not null and (
+           user.username = 'kubernetes-admin' or array_has(user.groups, 'system:masters')
+           or (annotations['authorization.k8s.io/decision'] = 'allow' and (
+                 annotations['authorization.k8s.io/reason'] like '%AmazonEKSClusterAdminPolicy%'
+                 or (annotations['authorization.k8s.io/reason'] = '' and user.username not like 'system:node:%'))))",
+        &paths,
+    );
+    let flagged_arns: BTreeSet<String> = arn_rows
+        .iter()
+        .filter(|r| r["hidden_admin"] == json!(true))
+        .map(|r| r["canonical_arn"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(flagged_arns, admin_arns);
 }

@@ -36,7 +36,11 @@ fn realdata_identities_name_the_cluster_creator() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     println!("{} identities", rows.len());
     let admin = rows
@@ -49,7 +53,10 @@ fn realdata_identities_name_the_cluster_creator() {
         serde_json::json!(["arn:aws:iam::123412341234:role/DevAdministrator"])
     );
     // EKS's own components are IAM roles too, and no admins.
-    let addon = rows.iter().find(|r| r["username"] == "eks:addon-manager").unwrap();
+    let addon = rows
+        .iter()
+        .find(|r| r["username"] == "eks:addon-manager")
+        .unwrap();
     assert_eq!(addon["kind"], "EKS component");
     assert_eq!(addon["hidden_admin"], false);
 }

@@ -5,6 +5,7 @@
 
 mod daemon;
 mod faults;
+mod identities;
 mod lake_pull;
 mod lake_s3;
 
