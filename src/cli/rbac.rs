@@ -151,7 +151,11 @@ impl Job for Suggest<'_> {
         let mut stdout = Vec::new();
         for (username, seen) in &seen {
             let policy = rbac::generate(&seen.requests, &options);
+            let quiet = self.args.input.quiet;
             if policy.is_empty() {
+                if quiet {
+                    continue;
+                }
                 eprintln!(
                     "eksaudit: {username}: nothing to grant: Kubernetes' default roles allow its {} request(s)",
                     seen.count
@@ -160,12 +164,14 @@ impl Job for Suggest<'_> {
             }
             let docs = documents(username, seen, &policy);
             let yaml = to_yaml(&docs)?;
-            eprintln!(
-                "eksaudit: {username}: {} rule(s) in the ClusterRole, {} Role(s), from {} request(s)",
-                policy.cluster.len(),
-                policy.namespaced.len(),
-                seen.count
-            );
+            if !quiet {
+                eprintln!(
+                    "eksaudit: {username}: {} rule(s) in the ClusterRole, {} Role(s), from {} request(s)",
+                    policy.cluster.len(),
+                    policy.namespaced.len(),
+                    seen.count
+                );
+            }
             match &self.args.output {
                 Some(dir) => write_file(dir, username, &yaml)?,
                 None => stdout.push(yaml),
