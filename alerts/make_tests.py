@@ -114,6 +114,26 @@ def pod(spec):
     return {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "debug", "namespace": "shop"}, "spec": spec}
 
 
+def role(kind, name, rules):
+    return {"kind": kind, "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": name}, "rules": rules}
+
+
+def service(name, kind):
+    return {"kind": "Service", "apiVersion": "v1", "metadata": {"name": name},
+            "spec": {"type": kind, "ports": [{"port": 443, "targetPort": 8443}]}}
+
+
+def review(attributes):
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "spec": {"resourceAttributes": attributes}}
+
+
+AGG = {"username": "system:serviceaccount:kube-system:clusterrole-aggregation-controller",
+       "groups": ["system:serviceaccounts", "system:authenticated"]}
+NS_CTRL = {"username": "system:serviceaccount:kube-system:namespace-controller",
+           "groups": ["system:serviceaccounts", "system:authenticated"]}
+
+
 def burst(n, make, step=1000):
     return [make(i, T0 + i * step) for i in range(n)]
 
@@ -256,6 +276,157 @@ CASES = {
         burst(25, lambda i, t: ev(t, DEV, "delete", "deployments", "shop", f"d{i}", group="apps")),
         burst(25, lambda i, t: ev(t, GC, "delete", "pods", "shop", f"p{i}", ip="10.0.0.5"))
         + burst(10, lambda i, t: ev(t, DEV, "delete", "pods", "shop", f"p{i}")),
+    ),
+    "dangerous-role-created": (
+        [ev(T, DEV, "create", "clusterroles", name="ops-all", group=RBAC,
+            request=role("ClusterRole", "ops-all", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])),
+         ev(T + 1000, ADMIN, "patch", "roles", "shop", "debugger", group=RBAC,
+            request={"rules": [{"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["create", "get"]}]}),
+         ev(T + 2000, DEV, "create", "roles", "shop", "binder", group=RBAC,
+            request=role("Role", "binder", [{"apiGroups": [RBAC], "resources": ["rolebindings"], "verbs": ["bind", "create"]}]))],
+        [ev(T, DEV, "create", "roles", "shop", "reader", group=RBAC,
+            request=role("Role", "reader", [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]}])),
+         ev(T + 1000, AGG, "update", "clusterroles", name="admin", group=RBAC,
+            request=role("ClusterRole", "admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])),
+         ev(T + 2000, DEV, "create", "clusterroles", name="ops-all", group=RBAC, code=403,
+            request=role("ClusterRole", "ops-all", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]))],
+    ),
+    "system-role-modified": (
+        [ev(T, DEV, "patch", "clusterroles", name="system:node", group=RBAC, request={"rules": []}),
+         ev(T + 1000, ADMIN, "delete", "clusterroles", name="eks:node-manager", group=RBAC)],
+        [ev(T, EKS, "patch", "clusterroles", name="eks:addon-manager", group=RBAC, request={}),
+         ev(T + 1000, DEV, "patch", "clusterroles", name="app-reader", group=RBAC, request={}),
+         ev(T + 2000, DEV, "get", "clusterroles", name="system:node", group=RBAC),
+         ev(T + 3000, DEV, "delete", "clusterroles", name="system:node", group=RBAC, code=403)],
+    ),
+    "dangerous-capabilities": (
+        [ev(T, DEV, "create", "deployments", "shop", "web", group="apps",
+            request=deployment(container(capabilities={"add": ["SYS_ADMIN"]}))),
+         ev(T + 1000, DEV, "create", "pods", "shop", "debug", request=pod(container(capabilities={"add": ["NET_BIND_SERVICE", "CAP_BPF"]})))],
+        [ev(T, DEV, "create", "deployments", "shop", "web", group="apps",
+            request=deployment(container(capabilities={"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}))),
+         ev(T + 1000, DEV, "create", "pods", "shop", "debug", request=pod(container(capabilities={"drop": ["SYS_ADMIN", "NET_ADMIN"]}))),
+         ev(T + 2000, EKS, "create", "daemonsets", "kube-system", "aws-node", group="apps",
+            request={**deployment(container(capabilities={"add": ["NET_ADMIN"]})), "kind": "DaemonSet"})],
+    ),
+    "ephemeral-container": (
+        [ev(T, DEV, "patch", "pods", "shop", "web-1", "ephemeralcontainers",
+            request={"spec": {"ephemeralContainers": [{"name": "debugger", "image": "busybox"}]}})],
+        [ev(T, DEV, "get", "pods", "shop", "web-1", "ephemeralcontainers"),
+         ev(T + 1000, DEV, "patch", "pods", "shop", "web-1", "ephemeralcontainers", code=403, request={}),
+         ev(T + 2000, DEV, "patch", "pods", "shop", "web-1", request={"metadata": {"labels": {"a": "b"}}})],
+    ),
+    "csr-created-or-approved": (
+        [ev(T, DEV, "create", "certificatesigningrequests", name="mallory", group="certificates.k8s.io",
+            request={"kind": "CertificateSigningRequest", "spec": {"signerName": "kubernetes.io/kube-apiserver-client",
+                                                                    "usages": ["client auth"], "request": "LS0t"}}),
+         ev(T + 1000, ADMIN, "update", "certificatesigningrequests", name="mallory", sub="approval", group="certificates.k8s.io",
+            request={"status": {"conditions": [{"type": "Approved"}]}})],
+        [ev(T, NODE, "create", "certificatesigningrequests", name="csr-abc", group="certificates.k8s.io", ip="10.0.1.20",
+            request={"spec": {"signerName": "kubernetes.io/kubelet-serving", "usages": ["server auth"]}}),
+         ev(T + 1000, {"username": "eks:certificate-controller", "groups": ["system:authenticated"]}, "update",
+            "certificatesigningrequests", name="csr-abc", sub="approval", group="certificates.k8s.io", request={}),
+         ev(T + 2000, DEV, "list", "certificatesigningrequests", group="certificates.k8s.io")],
+    ),
+    "pod-in-system-namespace": (
+        [ev(T, DEV, "create", "pods", "kube-system", "kube-proxy-x", request=pod(pod_spec()))],
+        [ev(T, RS, "create", "pods", "kube-system", "coredns-5d8f-abcde", ip="10.0.0.5", request=pod(pod_spec())),
+         ev(T + 1000, DEV, "create", "pods", "shop", "debug", request=pod(pod_spec())),
+         ev(T + 2000, DEV, "create", "pods", "kube-system", "coredns-5d8f-abcde", "eviction", request={}),
+         ev(T + 3000, DEV, "create", "pods", "kube-system", "x", code=403, request=pod(pod_spec()))],
+    ),
+    "serviceaccount-in-system-namespace": (
+        [ev(T, DEV, "create", "serviceaccounts", "kube-system", "kube-proxy-helper", request={"kind": "ServiceAccount"})],
+        [ev(T, DEV, "create", "serviceaccounts", "shop", "cart", request={"kind": "ServiceAccount"}),
+         ev(T + 1000, EKS, "create", "serviceaccounts", "kube-system", "aws-node", request={"kind": "ServiceAccount"}),
+         ev(T + 2000, DEV, "create", "serviceaccounts", "kube-system", "aws-node", "token", request={})],
+    ),
+    "nodeport-service": (
+        [ev(T, DEV, "create", "services", "shop", "web", request=service("web", "NodePort"))],
+        [ev(T, DEV, "create", "services", "shop", "web", request=service("web", "ClusterIP")),
+         ev(T + 1000, DEV, "create", "services", "shop", "web-lb", request=service("web-lb", "LoadBalancer")),
+         ev(T + 2000, DEV, "create", "services", "shop", "web", code=403, request=service("web", "NodePort"))],
+    ),
+    "dashboard-exposed": (
+        [ev(T, DEV, "create", "services", "kubernetes-dashboard", "kubernetes-dashboard",
+            request=service("kubernetes-dashboard", "LoadBalancer")),
+         ev(T + 1000, DEV, "patch", "services", "kubeflow", "centraldashboard", request={"spec": {"type": "LoadBalancer"}})],
+        [ev(T, DEV, "create", "services", "kubernetes-dashboard", "kubernetes-dashboard",
+            request=service("kubernetes-dashboard", "ClusterIP")),
+         ev(T + 1000, DEV, "create", "services", "shop", "web", request=service("web", "LoadBalancer"))],
+    ),
+    "permission-self-check": (
+        [ev(T, DEV, "create", "selfsubjectrulesreviews", group="authorization.k8s.io",
+            request={"kind": "SelfSubjectRulesReview", "spec": {"namespace": "shop"}}),
+         ev(T + 1000, APP_SA, "create", "selfsubjectaccessreviews", group="authorization.k8s.io", ip="10.0.3.7",
+            request=review({"verb": "get", "resource": "secrets", "namespace": "kube-system"}))],
+        [ev(T, DEV, "create", "selfsubjectaccessreviews", group="authorization.k8s.io",
+            request=review({"verb": "list", "resource": "pods", "namespace": "shop"})),
+         ev(T + 1000, {"username": "system:serviceaccount:kube-system:aws-node", "groups": ["system:serviceaccounts"]},
+            "create", "selfsubjectaccessreviews", group="authorization.k8s.io", ip="10.0.1.20",
+            request=review({"verb": "create", "resource": "pods"}))],
+    ),
+    "events-deleted": (
+        [ev(T, DEV, "deletecollection", "events", "shop"),
+         ev(T + 1000, DEV, "delete", "events", "prod", "web-1.17a8f", group="events.k8s.io")],
+        [ev(T, NS_CTRL, "deletecollection", "events", "old-team", ip="10.0.0.5"),
+         ev(T + 1000, DEV, "list", "events", "shop"),
+         ev(T + 2000, DEV, "deletecollection", "events", "shop", code=403)],
+    ),
+    "coredns-config-changed": (
+        [ev(T, DEV, "patch", "configmaps", "kube-system", "coredns",
+            request={"data": {"Corefile": ".:53 {\n  forward . 198.51.100.53\n}\n"}})],
+        [ev(T, EKS, "patch", "configmaps", "kube-system", "coredns", request={}),
+         ev(T + 1000, DEV, "get", "configmaps", "kube-system", "coredns"),
+         ev(T + 2000, DEV, "patch", "configmaps", "kube-system", "app-config", request={"data": {"a": "b"}})],
+    ),
+    "port-forward": (
+        [ev(T, DEV, "create", "pods", "shop", "db-0", "portforward", code=101,
+            uri="/api/v1/namespaces/shop/pods/db-0/portforward")],
+        [ev(T, DEV, "create", "pods", "shop", "db-0", "portforward", code=403,
+            uri="/api/v1/namespaces/shop/pods/db-0/portforward"),
+         ev(T + 1000, DEV, "get", "pods", "shop", "db-0")],
+    ),
+    "threat-cidr-request": (
+        [ev(T, DEV, "list", "pods", "shop", ip=PUBLIC), ev(T + 1000, ANON, "get", uri="/version", ip="198.51.100.9")],
+        [ev(T, DEV, "list", "pods", "shop", ip=OFFICE), ev(T + 1000, ANON, "get", uri="/version", ip="203.0.113.9")],
+    ),
+    "offensive-tool-user-agent": (
+        [ev(T, DEV, "create", "selfsubjectaccessreviews", group="authorization.k8s.io",
+            agent="access_matrix/v0.8.3 (linux/amd64) kubernetes/$Format", request={}),
+         ev(T + 1000, ANON, "get", uri="/api", ip=PUBLIC, agent="trufflehog/3.63.2")],
+        [ev(T, DEV, "list", "pods", "shop"),
+         ev(T + 1000, APP_SA, "list", "pods", "shop", agent="Go-http-client/2.0", ip="10.0.3.7")],
+    ),
+    "privileged-role-binding": (
+        [ev(T, DEV, "create", "rolebindings", "shop", "dev-admin", group=RBAC,
+            request=binding("RoleBinding", "dev-admin", "admin", [{"kind": "User", "name": "dev-bob"}], "shop")),
+         ev(T + 1000, DEV, "create", "rolebindings", "kube-system", "peek", group=RBAC,
+            request=binding("RoleBinding", "peek", "view", [{"kind": "User", "name": "dev-bob"}], "kube-system"))],
+        [ev(T, DEV, "create", "rolebindings", "shop", "dev-view", group=RBAC,
+            request=binding("RoleBinding", "dev-view", "view", [{"kind": "User", "name": "dev-bob"}], "shop")),
+         ev(T + 1000, EKS, "create", "rolebindings", "kube-system", "eks:addon", group=RBAC,
+            request=binding("RoleBinding", "eks:addon", "view", [{"kind": "User", "name": "eks:addon-manager"}], "kube-system")),
+         ev(T + 2000, DEV, "create", "clusterrolebindings", name="dev-root", group=RBAC,
+            request=binding("ClusterRoleBinding", "dev-root", "cluster-admin", [{"kind": "User", "name": "dev-bob"}]))],
+    ),
+    "configmap-credentials": (
+        [ev(T, DEV, "create", "configmaps", "shop", "app-env",
+            request={"kind": "ConfigMap", "data": {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalr"}}),
+         ev(T + 1000, DEV, "patch", "configmaps", "shop", "db", request={"data": {"db_password": "hunter2"}})],
+        [ev(T, DEV, "create", "configmaps", "shop", "app-env", request={"kind": "ConfigMap", "data": {"LOG_LEVEL": "info"}}),
+         ev(T + 1000, DEV, "patch", "configmaps", "shop", "db", request={"data": {"db_password": ""}}),
+         ev(T + 2000, {"username": "system:serviceaccount:kube-system:root-ca-cert-publisher", "groups": []}, "create",
+            "configmaps", "shop", "kube-root-ca.crt", ip="10.0.0.5", request={"data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}})],
+    ),
+    "cronjob-or-daemonset-created": (
+        [ev(T, DEV, "create", "cronjobs", "shop", "nightly", group="batch", request=cronjob(pod_spec())),
+         ev(T + 1000, DEV, "create", "daemonsets", "shop", "agent", group="apps",
+            request={**deployment(pod_spec()), "kind": "DaemonSet"})],
+        [ev(T, EKS, "create", "daemonsets", "kube-system", "aws-node", group="apps", request={}),
+         ev(T + 1000, DEV, "create", "deployments", "shop", "web", group="apps", request=deployment(pod_spec())),
+         ev(T + 2000, {"username": "system:serviceaccount:kube-system:cronjob-controller", "groups": []},
+            "create", "jobs", "shop", "nightly-29000", group="batch", ip="10.0.0.5", request={})],
     ),
 }
 
