@@ -413,8 +413,11 @@ CASES = {
     "configmap-credentials": (
         [ev(T, DEV, "create", "configmaps", "shop", "app-env",
             request={"kind": "ConfigMap", "data": {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalr"}}),
-         ev(T + 1000, DEV, "patch", "configmaps", "shop", "db", request={"data": {"db_password": "hunter2"}})],
+         ev(T + 1000, DEV, "patch", "configmaps", "shop", "db", request={"data": {"db_password": "hunter2"}}),
+         ev(T + 2000, DEV, "create", "configmaps", "shop", "props",
+            request={"data": {"access.properties": "aws_s3_access_key_id = MY-ID\n"}})],
         [ev(T, DEV, "create", "configmaps", "shop", "app-env", request={"kind": "ConfigMap", "data": {"LOG_LEVEL": "info"}}),
+         ev(T + 500, DEV, "create", "configmaps", "shop", "ui", request={"data": {"ui.properties": "color.good=purple\nallow.textmode=true\n"}}),
          ev(T + 1000, DEV, "patch", "configmaps", "shop", "db", request={"data": {"db_password": ""}}),
          ev(T + 2000, {"username": "system:serviceaccount:kube-system:root-ca-cert-publisher", "groups": []}, "create",
             "configmaps", "shop", "kube-root-ca.crt", ip="10.0.0.5", request={"data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}})],
