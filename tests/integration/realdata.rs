@@ -65,7 +65,9 @@ fn realdata_identities_name_the_cluster_creator() {
 /// traces' minikube-user is in system:masters).
 fn falco_rules(trace: &str) -> std::collections::BTreeSet<String> {
     let dir = realdata().expect("../shared/realdata is missing");
-    let path = dir.join("falco-k8s-audit-traces").join(format!("{trace}.json"));
+    let path = dir
+        .join("falco-k8s-audit-traces")
+        .join(format!("{trace}.json"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_eksaudit"))
         .args(["alerts", "run", "--format", "json"])
         .arg(&path)
@@ -74,7 +76,12 @@ fn falco_rules(trace: &str) -> std::collections::BTreeSet<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .filter(|r| r != "kubernetes-admin-used")
         .collect()
 }
@@ -87,26 +94,73 @@ fn falco_rules(trace: &str) -> std::collections::BTreeSet<String> {
 #[ignore = "needs ../shared/realdata, which is not part of the project"]
 fn realdata_falco_attack_traces_alert_and_safe_twins_do_not() {
     let cases: &[(&str, &str, &[&str])] = &[
-        ("create_cluster_role_wildcard_verbs", "dangerous-role-created", &["create_clusterrole"]),
-        ("create_cluster_role_wildcard_resources", "dangerous-role-created", &["create_clusterrole"]),
-        ("create_cluster_role_pod_exec", "dangerous-role-created", &["create_clusterrole"]),
-        ("attach_cluster_admin_role", "cluster-admin-binding", &["create_clusterrolebinding"]),
-        ("create_nginx_service_nodeport", "nodeport-service", &["create_nginx_service_nonodeport", "create_service"]),
-        ("create_configmap_sensitive_values", "configmap-credentials", &["create_configmap_no_sensitive_values", "create_configmap"]),
-        ("create_serviceaccount_kube_system_namespace", "serviceaccount-in-system-namespace", &["create_serviceaccount"]),
-        ("create_serviceaccount_kube_public_namespace", "serviceaccount-in-system-namespace", &["create_serviceaccount"]),
-        ("delete_cluster_role_kube_aggregator", "system-role-modified", &["delete_clusterrole"]),
-        ("modify_cluster_role_node_problem_detector", "system-role-modified", &["delete_clusterrole"]),
+        (
+            "create_cluster_role_wildcard_verbs",
+            "dangerous-role-created",
+            &["create_clusterrole"],
+        ),
+        (
+            "create_cluster_role_wildcard_resources",
+            "dangerous-role-created",
+            &["create_clusterrole"],
+        ),
+        (
+            "create_cluster_role_pod_exec",
+            "dangerous-role-created",
+            &["create_clusterrole"],
+        ),
+        (
+            "attach_cluster_admin_role",
+            "cluster-admin-binding",
+            &["create_clusterrolebinding"],
+        ),
+        (
+            "create_nginx_service_nodeport",
+            "nodeport-service",
+            &["create_nginx_service_nonodeport", "create_service"],
+        ),
+        (
+            "create_configmap_sensitive_values",
+            "configmap-credentials",
+            &["create_configmap_no_sensitive_values", "create_configmap"],
+        ),
+        (
+            "create_serviceaccount_kube_system_namespace",
+            "serviceaccount-in-system-namespace",
+            &["create_serviceaccount"],
+        ),
+        (
+            "create_serviceaccount_kube_public_namespace",
+            "serviceaccount-in-system-namespace",
+            &["create_serviceaccount"],
+        ),
+        (
+            "delete_cluster_role_kube_aggregator",
+            "system-role-modified",
+            &["delete_clusterrole"],
+        ),
+        (
+            "modify_cluster_role_node_problem_detector",
+            "system-role-modified",
+            &["delete_clusterrole"],
+        ),
         ("exec_pod", "exec-into-pod", &[]),
         ("attach_pod", "exec-into-pod", &[]),
-        ("anonymous_creates_namespace_foo", "anonymous-request-allowed", &["minikube_creates_namespace_foo"]),
+        (
+            "anonymous_creates_namespace_foo",
+            "anonymous-request-allowed",
+            &["minikube_creates_namespace_foo"],
+        ),
     ];
     for (attack, rule, twins) in cases {
         let raised = falco_rules(attack);
         assert!(raised.contains(*rule), "{attack}: {raised:?}, not {rule}");
         for twin in *twins {
             let quiet = falco_rules(twin);
-            assert!(quiet.is_disjoint(&raised), "{twin} raised {quiet:?}, as its attack twin {attack} did");
+            assert!(
+                quiet.is_disjoint(&raised),
+                "{twin} raised {quiet:?}, as its attack twin {attack} did"
+            );
         }
     }
 }
