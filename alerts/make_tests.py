@@ -134,6 +134,15 @@ NS_CTRL = {"username": "system:serviceaccount:kube-system:namespace-controller",
            "groups": ["system:serviceaccounts", "system:authenticated"]}
 
 
+def owned_pod(owner, spec):
+    """A pod as a controller creates it: generateName and an owner."""
+    return {"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"generateName": owner + "-", "namespace": "shop",
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                                              "controller": True}]},
+            "spec": spec}
+
+
 def exec_ev(ms, user, *words, ns="shop", pod="web-1", code=101):
     from urllib.parse import quote_plus
     query = "&".join("command=" + quote_plus(w) for w in words) + "&container=app&stdin=true&stdout=true"
@@ -231,9 +240,15 @@ CASES = {
     ),
     "privileged-container": (
         [ev(T, DEV, "create", "pods", "shop", "debug", request=pod(container(privileged=True))),
-         ev(T + 1000, DEV, "create", "deployments", "shop", "web", group="apps", request=deployment(container(privileged=True)))],
+         ev(T + 1000, DEV, "create", "deployments", "shop", "web", group="apps", request=deployment(container(privileged=True)))]
+        # A Deployment older than the log scaled to 50: one alert.
+        + [ev(T + 2000 + i, RS, "create", "pods", "shop", ip="10.0.0.5",
+              request=owned_pod("web-5d8f7c", container(privileged=True))) for i in range(50)],
         [ev(T, DEV, "create", "deployments", "shop", "web", group="apps", request=deployment(container(privileged=False))),
-         ev(T + 1000, RS, "create", "pods", "shop", request=pod(container(privileged=True)))],
+         ev(T + 1000, RS, "create", "pods", "kube-system", ip="10.0.0.5",
+            request=owned_pod("kube-proxy", container(privileged=True))),
+         ev(T + 2000, EKS, "create", "daemonsets", "kube-system", "aws-node", group="apps",
+            request={**deployment(container(privileged=True)), "kind": "DaemonSet"})],
     ),
     "sensitive-hostpath": (
         [ev(T, DEV, "create", "cronjobs", "shop", "nightly", group="batch",

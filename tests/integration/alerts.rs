@@ -438,3 +438,22 @@ fn hunting_streams_the_same_alerts_as_one_batch() {
     let (reordered, _) = run(&["--lateness", "all", p1, p2]);
     assert_eq!(reordered, whole);
 }
+
+/// Pods a controller creates raise the pod-spec rules too, once per owning
+/// workload: 50 privileged replicas of one ReplicaSet are one alert.
+#[test]
+fn fifty_replicas_are_one_alert() {
+    let fires = root().join("alerts/privileged-container.fires.ndjson");
+    let out = eksaudit(&["alerts", "run", "--format", "json", fires.to_str().unwrap()]);
+    let alerts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|a: &serde_json::Value| a["rule"] == "privileged-container")
+        .collect();
+    let counts: Vec<u64> = alerts
+        .iter()
+        .map(|a| a["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [1, 1, 50], "{alerts:?}");
+}
