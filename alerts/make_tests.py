@@ -514,6 +514,13 @@ CASES = {
         [ev(T, ANON, "get", "pods", "default", ip=PUBLIC, code=403),
          ev(T + 1000, DEV, "create", "pods", "shop", "debug", request=pod(pod_spec()))],
     ),
+    "anonymous-distributed-scan": (
+        [ev(T + i * 20_000, ANON, "get", uri=["/.env", "/api/v1/secrets"][i % 2], ip=f"198.51.100.{i + 1}", code=403)
+         for i in range(25)],
+        [ev(T + i * 20_000, ANON, "get", uri="/.env", ip=f"198.51.100.{i + 1}", code=403) for i in range(15)]
+        + [ev(T + i * 60_000, ANON, "get", uri="/version", ip=f"203.0.113.{i + 1}") for i in range(30)]
+        + [ev(T + 1_000_000 + i * 60_000, ANON, "get", uri="/.env", ip=f"192.0.2.{i + 1}", code=403) for i in range(25)],
+    ),
 }
 
 
