@@ -10,6 +10,7 @@ mod hit;
 pub mod hunt;
 mod matcher;
 pub mod rule;
+pub mod sigma;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -41,7 +41,7 @@ impl fmt::Display for Severity {
 #[serde(deny_unknown_fields)]
 pub struct Mitre {
     pub tactic: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub technique: Option<String>,
 }
 
@@ -111,29 +111,29 @@ pub struct RuleFile {
     pub title: String,
     pub severity: Severity,
     pub description: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guardduty_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mitre: Option<Mitre>,
     /// A SQL predicate over `audit`.
-    #[serde(default, rename = "where")]
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub where_: Option<String>,
     /// A whole query over `audit`; it must return `auditID`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Threshold>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<FirstSeen>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<Dedup>,
     /// Parameters and their defaults, written `${name}` in the SQL;
     /// `eksaudit.toml` `[alerts.params]` overrides them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, Param>,
     /// Parameter values `eksaudit alerts test` runs the test events with
     /// (for rules that do nothing until configured).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub test_params: BTreeMap<String, Param>,
 }
 
@@ -269,6 +269,21 @@ impl Rule {
         path: &Path,
         overrides: &BTreeMap<String, Param>,
     ) -> Result<Self, AlertError> {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if super::sigma::is_sigma(text) {
+            // A Sigma rule, read as the eksaudit rule it imports as.
+            let file = super::sigma::import(text, stem).map_err(|r| AlertError::Rule {
+                path: path.to_path_buf(),
+                line: r.line,
+                reason: format!("Sigma rule not imported: {}", r.reason),
+            })?;
+            let text = serde_norway::to_string(&file).map_err(|e| AlertError::Rule {
+                path: path.to_path_buf(),
+                line: None,
+                reason: e.to_string(),
+            })?;
+            return Self::parse(&text, path, overrides);
+        }
         let file: RuleFile = serde_norway::from_str(text).map_err(|e| AlertError::Rule {
             path: path.to_path_buf(),
             line: e.location().map(|l| l.line()),
@@ -279,7 +294,6 @@ impl Rule {
             line,
             reason,
         };
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         if !stem.is_empty() && stem != file.id {
             return Err(bad(
                 line_of(text, "id"),

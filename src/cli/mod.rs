@@ -197,6 +197,21 @@ pub enum AlertsCommand {
     /// Check every rule file: YAML schema, durations, parameters, and that
     /// the SQL plans; problems are given with file and line.
     Lint(RulesArgs),
+    /// Turn Sigma rules with a Kubernetes audit logsource into eksaudit
+    /// rules (`--rules` also reads Sigma files as they are).
+    #[command(after_help = alerts::SIGMA_HELP)]
+    ImportSigma(ImportSigmaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportSigmaArgs {
+    /// Sigma rule files, or directories of them (.yml, .yaml).
+    #[arg(value_name = "FILE|DIR", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Write each imported rule to DIR/<name>.yaml (created).
+    #[arg(short = 'o', long, value_name = "DIR", required = true)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

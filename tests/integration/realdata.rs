@@ -194,3 +194,145 @@ fn realdata_falco_attack_traces_alert_and_safe_twins_do_not() {
         }
     }
 }
+
+/// An audit event with the fields of a Sigma selection set (the first
+/// value of each list), on a plain allowed request.
+fn event_from_selection(selection: &serde_norway::Mapping) -> serde_json::Value {
+    let mut event = serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": "5e5e5e5e-0000-4000-8000-000000000001", "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/default/pods", "verb": "get",
+        "user": {"username": "mallory", "groups": ["system:authenticated"]},
+        "sourceIPs": ["198.51.100.7"], "userAgent": "kubectl/v1.31.0",
+        "objectRef": {"resource": "pods", "namespace": "default", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": "2026-11-02T08:00:00.000000Z",
+        "stageTimestamp": "2026-11-02T08:00:00.010000Z",
+        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""}
+    });
+    for (key, value) in selection {
+        let key = key.as_str().unwrap();
+        assert!(
+            !key.contains('|'),
+            "{key}: a modifier; build this event by hand"
+        );
+        let value = match value {
+            serde_norway::Value::Sequence(v) => v[0].clone(),
+            v => v.clone(),
+        };
+        let value: serde_json::Value = serde_json::to_value(value).unwrap();
+        let mut at = &mut event;
+        let parts: Vec<&str> = key.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            at = &mut at[*p];
+        }
+        at[parts[parts.len() - 1]] = value;
+    }
+    event
+}
+
+/// Every SigmaHQ Kubernetes rule is imported or refused with a reason;
+/// each imported one lints clean and fires on an event built from its own
+/// detection; `--rules` reads the Sigma files as they are.
+#[test]
+#[ignore = "needs ../shared/realdata, which is not part of the project"]
+fn realdata_sigma_rules_import_and_fire() {
+    let sigma = realdata()
+        .expect("../shared/realdata is missing")
+        .join("sigma-k8s");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "alerts".as_ref(),
+        "import-sigma".as_ref(),
+        sigma.as_os_str(),
+        "-o".as_ref(),
+        rules.as_os_str(),
+    ]);
+    let listing = String::from_utf8(out.stdout).unwrap();
+    println!("{listing}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some SigmaHQ rules use fields audit events lack"
+    );
+    let files: Vec<_> = std::fs::read_dir(&sigma)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    // Every file is accounted for: imported, or refused with its line.
+    for f in &files {
+        let name = f.display().to_string();
+        let line = listing
+            .lines()
+            .find(|l| l.contains(&name))
+            .unwrap_or_else(|| panic!("{name} not reported"));
+        assert!(
+            line.starts_with("imported") || (line.starts_with("refused") && line.contains(".yml:")),
+            "{line}"
+        );
+    }
+    let imported: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            rules
+                .join(format!("{}.yaml", f.file_stem().unwrap().to_str().unwrap()))
+                .exists()
+        })
+        .collect();
+    assert_eq!(imported.len(), 11, "{listing}");
+    let lint = run(&[
+        "alerts".as_ref(),
+        "lint".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+    ]);
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
+    for f in imported {
+        let stem = f.file_stem().unwrap().to_str().unwrap();
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let selection = doc["detection"]["selection"].as_mapping().unwrap();
+        let events = dir.path().join(format!("{stem}.ndjson"));
+        std::fs::write(&events, format!("{}\n", event_from_selection(selection))).unwrap();
+        // Imported, and read directly from the Sigma folder.
+        for from in [&rules, &sigma.to_path_buf()] {
+            let only = dir.path().join(format!("only-{stem}"));
+            std::fs::create_dir_all(&only).unwrap();
+            let src = std::fs::read_dir(from)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_stem().unwrap() == stem)
+                .unwrap();
+            std::fs::copy(&src, only.join(src.file_name().unwrap())).unwrap();
+            let out = run(&[
+                "alerts".as_ref(),
+                "run".as_ref(),
+                "--format".as_ref(),
+                "json".as_ref(),
+                "--rules".as_ref(),
+                only.as_os_str(),
+                events.as_os_str(),
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains(&format!("\"rule\":\"{stem}\"")),
+                "{stem} from {}: {text}{}",
+                from.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::remove_dir_all(&only).unwrap();
+        }
+    }
+}
