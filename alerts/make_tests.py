@@ -521,6 +521,19 @@ CASES = {
         + [ev(T + i * 60_000, ANON, "get", uri="/version", ip=f"203.0.113.{i + 1}") for i in range(30)]
         + [ev(T + 1_000_000 + i * 60_000, ANON, "get", uri="/.env", ip=f"192.0.2.{i + 1}", code=403) for i in range(25)],
     ),
+    "rbac-change-then-workload": (
+        [ev(T, DEV, "create", "clusterroles", name="ops", group=RBAC, request=role("ClusterRole", "ops", [])),
+         ev(T + 120_000, DEV, "create", "daemonsets", "shop", "agent", group="apps",
+            request={**deployment(pod_spec()), "kind": "DaemonSet"})],
+        # Wrong order; too late; someone else's workload; a masters member.
+        [ev(T, DEV, "create", "daemonsets", "shop", "agent", group="apps", request={}),
+         ev(T + 60_000, DEV, "create", "roles", "shop", "r", group=RBAC, request=role("Role", "r", [])),
+         ev(T + 60_000 + 11 * 60_000, DEV, "patch", "deployments", "shop", "web", group="apps", request={}),
+         ev(T + 2 * 3_600_000, DEV, "patch", "roles", "shop", "r", group=RBAC, request={}),
+         ev(T + 2 * 3_600_000 + 60_000, APP_SA, "patch", "deployments", "shop", "web", group="apps", ip="10.0.3.7", request={}),
+         ev(T + 3 * 3_600_000, ADMIN, "patch", "roles", "shop", "r", group=RBAC, request={}),
+         ev(T + 3 * 3_600_000 + 60_000, ADMIN, "patch", "deployments", "shop", "web", group="apps", request={})],
+    ),
 }
 
 

@@ -52,6 +52,10 @@ pub struct RuleState {
     learning_since: Option<i64>,
     /// dedup: open incidents, per dedup key.
     open: HashMap<String, Open>,
+    /// sequence: the steps made so far, per `by` key (the first is the
+    /// start of the window).
+    #[serde(default)]
+    progress: HashMap<String, Vec<Hit>>,
 }
 
 /// The values of the keys at `idx` of `hit` as one string (a map key).
@@ -112,9 +116,10 @@ impl RuleState {
     pub fn feed(&mut self, rule: &Rule, hits: Vec<Hit>, out: &mut Outcome) {
         let newest = hits.last().map(|h| h.ts_us);
         for hit in hits {
-            let fired: Vec<Hit> = match rule.threshold {
-                Some((count, window)) => self.threshold(rule, hit, count, window),
-                None => vec![hit],
+            let fired: Vec<Hit> = match (rule.threshold, rule.sequence_within_us) {
+                (Some((count, window)), _) => self.threshold(rule, hit, count, window),
+                (None, Some(within)) => self.sequence(rule, hit, within),
+                (None, None) => vec![hit],
             };
             if fired.is_empty() {
                 continue;
@@ -145,6 +150,13 @@ impl RuleState {
         }
         if let Some(learn) = rule.first_seen_learn_us {
             self.baseline.retain(|_, t| *t > now.saturating_sub(learn));
+        }
+        if let Some(within) = rule.sequence_within_us {
+            self.progress.retain(|_, steps| {
+                steps
+                    .first()
+                    .is_some_and(|h| h.ts_us >= now.saturating_sub(within))
+            });
         }
         if let Some(ttl) = rule.dedup_ttl_us {
             self.close_before(now.saturating_sub(ttl), out);
@@ -180,6 +192,37 @@ impl RuleState {
     /// Closes every open incident (the end of a hunt).
     pub fn finish(&mut self) -> Vec<Alert> {
         self.open.drain().map(|(_, o)| o.into_alert()).collect()
+    }
+
+    /// A sequence: a hit of step 0 starts (or starts again) its key's run;
+    /// a hit of the next step within `within` of the start extends it; the
+    /// last step fires with every step's hit.
+    fn sequence(&mut self, rule: &Rule, mut hit: Hit, within: i64) -> Vec<Hit> {
+        let step: usize = rule
+            .keys
+            .step
+            .and_then(|i| hit.keys.get(i).cloned().flatten())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let last = rule.file.sequence.as_ref().map_or(0, |q| q.steps.len() - 1);
+        let group = join_key(&hit, &rule.keys.sequence);
+        // Kept across batches: its columns are copied out of its batch.
+        hit.own();
+        if step == 0 {
+            self.progress.insert(group, vec![hit]);
+            return Vec::new();
+        }
+        let Some(steps) = self.progress.get_mut(&group) else {
+            return Vec::new();
+        };
+        if steps.len() != step || hit.ts_us - steps[0].ts_us > within {
+            return Vec::new();
+        }
+        steps.push(hit);
+        if step < last {
+            return Vec::new();
+        }
+        self.progress.remove(&group).unwrap_or_default()
     }
 
     fn threshold(&mut self, rule: &Rule, mut hit: Hit, count: u64, window: i64) -> Vec<Hit> {

@@ -103,6 +103,23 @@ pub struct Dedup {
     pub ttl: String,
 }
 
+/// "A, then B, by the same key, within W": each step a predicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sequence {
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub by: Vec<String>,
+    pub within: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(rename = "where")]
+    pub where_: String,
+}
+
 /// A rule file as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +144,9 @@ pub struct RuleFile {
     pub first_seen: Option<FirstSeen>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<Dedup>,
+    /// Steps that must happen in order, by the same key, within a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Sequence>,
     /// Parameters and their defaults, written `${name}` in the SQL;
     /// `eksaudit.toml` `[alerts.params]` overrides them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -155,6 +175,8 @@ pub struct Rule {
     pub threshold: Option<(u64, i64)>,
     pub first_seen_learn_us: Option<i64>,
     pub dedup_ttl_us: Option<i64>,
+    /// `sequence.within`
+    pub sequence_within_us: Option<i64>,
 }
 
 /// Where the key columns of a hit sit in the query's output (`k0`, ...).
@@ -168,6 +190,10 @@ pub struct Keys {
     pub dedup: Vec<usize>,
     /// `threshold.distinct`
     pub distinct: Option<usize>,
+    /// `sequence.by`
+    pub sequence: Vec<usize>,
+    /// A sequence's step number (`'0'`, `'1'`, ...) of the hit.
+    pub step: Option<usize>,
     /// Every key expression, in output order.
     pub exprs: Vec<String>,
 }
@@ -335,13 +361,49 @@ impl Rule {
         if let Some(d) = &file.dedup {
             keys.dedup = d.key.iter().map(|e| keys.add(e)).collect();
         }
-        let (body, sql_line) = match (&file.where_, &file.sql) {
-            (Some(w), None) => (w, line_of(text, "where")),
-            (None, Some(s)) => (s, line_of(text, "sql")),
+        let mut steps_body = None;
+        if let Some(q) = &file.sequence {
+            let line = line_of(text, "sequence");
+            if q.steps.len() < 2 {
+                return Err(bad(line, "a sequence needs at least two steps".into()));
+            }
+            if file.where_.is_some() || file.sql.is_some() || file.threshold.is_some() {
+                return Err(bad(
+                    line,
+                    "a sequence takes no where:, sql: or threshold: (each step has its where:)"
+                        .into(),
+                ));
+            }
+            let steps = q
+                .steps
+                .iter()
+                .map(|st| substitute(&st.where_, &params, path))
+                .collect::<Result<Vec<_>, _>>()?;
+            keys.sequence = q.by.iter().map(|e| keys.add(e)).collect();
+            // The latest step an event matches is its step.
+            let cases: Vec<String> = steps
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, w)| format!("when ({w}) then '{i}'"))
+                .collect();
+            keys.step = Some(keys.add(&format!("case {} end", cases.join(" "))));
+            steps_body = Some(
+                steps
+                    .iter()
+                    .map(|w| format!("({w})"))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            );
+        }
+        let (body, sql_line) = match (&file.where_, &file.sql, &steps_body) {
+            (None, None, Some(b)) => (b, line_of(text, "sequence")),
+            (Some(w), None, None) => (w, line_of(text, "where")),
+            (None, Some(s), None) => (s, line_of(text, "sql")),
             _ => {
                 return Err(bad(
                     None,
-                    "give exactly one of where: (a predicate) or sql: (a query)".into(),
+                    "give exactly one of where: (a predicate), sql: (a query) or sequence:".into(),
                 ));
             }
         };
@@ -358,7 +420,7 @@ impl Rule {
             .iter()
             .enumerate()
             .map(|(i, e)| format!("cast({e} as varchar) as k{i}"));
-        let sql = if file.where_.is_some() {
+        let sql = if file.sql.is_none() {
             let cols: Vec<String> = HIT_COLUMNS
                 .iter()
                 .map(|(name, expr)| format!("{expr} as {name}"))
@@ -383,7 +445,11 @@ impl Rule {
             Some(d) => Some(duration_us("dedup.ttl", &d.ttl, path)?),
             None => None,
         };
-        let predicate = file.where_.is_some().then_some(body);
+        let sequence_within_us = match &file.sequence {
+            Some(q) => Some(duration_us("sequence.within", &q.within, path)?),
+            None => None,
+        };
+        let predicate = file.sql.is_none().then_some(body);
         Ok(Rule {
             file,
             path: path.to_path_buf(),
@@ -395,6 +461,7 @@ impl Rule {
             threshold,
             first_seen_learn_us,
             dedup_ttl_us,
+            sequence_within_us,
         })
     }
 

@@ -116,6 +116,7 @@ pub fn import(text: &str, id: &str) -> Result<RuleFile> {
         threshold: None,
         first_seen: None,
         dedup: None,
+        sequence: None,
         params: Default::default(),
         test_params: Default::default(),
     })

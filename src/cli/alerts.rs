@@ -412,7 +412,13 @@ fn list(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let rows: Vec<[String; 4]> = rules
         .iter()
         .map(|r| {
-            let mut how = vec![if r.file.sql.is_some() { "sql" } else { "where" }];
+            let mut how = vec![if r.file.sql.is_some() {
+                "sql"
+            } else if r.file.sequence.is_some() {
+                "sequence"
+            } else {
+                "where"
+            }];
             if r.file.threshold.is_some() {
                 how.push("threshold");
             }
