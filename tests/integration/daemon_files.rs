@@ -196,3 +196,56 @@ fn follows_a_file_reloads_on_sighup_and_holds_alerts_for_a_sink_that_is_down() {
     assert_eq!(mode(&state), 0o700);
     assert_eq!(mode(&state.join("state.json")), 0o600);
 }
+
+/// A sequence rule's first step, seen before a SIGKILL, is still known
+/// after the restart: the second step then raises the alert.
+#[test]
+fn a_sequence_started_before_a_sigkill_completes_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let rule = "rbac-change-then-workload";
+    std::fs::copy(
+        root().join(format!("alerts/{rule}.yaml")),
+        rules.join(format!("{rule}.yaml")),
+    )
+    .unwrap();
+    let log = dir.path().join("audit.log");
+    let alerts = dir.path().join("alerts.ndjson");
+    let state = dir.path().join("state");
+    let metrics_port = crate::free_port();
+    let config = dir.path().join("eksaudit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = {state:?}\nlisten = \"127.0.0.1:{metrics_port}\"\ninterval = \"100ms\"\n\
+             follow = [{log:?}]\nrules = {rules:?}\n\n[[sinks]]\ntype = \"file\"\npath = {alerts:?}\n"
+        ),
+    )
+    .unwrap();
+    let fires = events(&format!("{rule}.fires.ndjson"));
+    let (first, second) = fires.split_once('\n').unwrap();
+    append(&log, &format!("{first}\n"));
+    let mut daemon = start(&config, "");
+    let metric = |name: &str| -> u64 {
+        let text = crate::http_get(metrics_port, "/metrics").unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with(&format!("eksaudit_{name} ")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    // The step is read (and its batch committed, a moment later).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric("events_in_total") < 1 {
+        assert!(Instant::now() < deadline, "the first step was not read");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&daemon, "-KILL");
+    daemon.wait().unwrap();
+    let mut daemon = start(&config, "");
+    append(&log, &format!("{second}\n"));
+    wait_for(&alerts, rule, 1);
+    signal(&daemon, "-TERM");
+    daemon.wait().unwrap();
+}
