@@ -457,3 +457,57 @@ fn fifty_replicas_are_one_alert() {
         .collect();
     assert_eq!(counts, [1, 1, 50], "{alerts:?}");
 }
+
+/// The noise budget: over the benign part of a generated corpus
+/// (successful requests by controllers and nodes, and successful reads by
+/// anyone but kubernetes-admin and anonymous), at most one alert per
+/// 100,000 events.
+#[test]
+fn benign_generated_traffic_raises_no_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.ndjson");
+    let out = eksaudit(&[
+        "generate",
+        "-n",
+        "100000",
+        "--seed",
+        "15",
+        "-o",
+        corpus.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let mut benign = String::new();
+    let mut kept = 0;
+    for line in std::fs::read_to_string(&corpus).unwrap().lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let user = e["user"]["username"].as_str().unwrap_or("");
+        let code = e["responseStatus"]["code"].as_i64().unwrap_or(0);
+        if code >= 400 || user == "system:anonymous" || user == "kubernetes-admin" {
+            continue;
+        }
+        let controller = [
+            "system:node:",
+            "eks:",
+            "system:serviceaccount:kube-system:",
+            "system:kube-",
+        ]
+        .iter()
+        .any(|p| user.starts_with(p));
+        let read = matches!(e["verb"].as_str(), Some("get" | "list" | "watch"));
+        if controller || read {
+            benign.push_str(line);
+            benign.push('\n');
+            kept += 1;
+        }
+    }
+    assert!(kept > 80_000, "{kept} benign events");
+    let path = dir.path().join("benign.ndjson");
+    std::fs::write(&path, benign).unwrap();
+    let out = eksaudit(&["alerts", "run", "--format", "json", path.to_str().unwrap()]);
+    let alerts = String::from_utf8(out.stdout).unwrap();
+    let n = alerts.lines().count();
+    assert!(
+        n * 100_000 <= kept,
+        "{n} alert(s) over {kept} benign events:\n{alerts}"
+    );
+}
