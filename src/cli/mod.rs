@@ -14,6 +14,7 @@ mod progress;
 mod queries;
 mod query;
 mod rbac;
+mod rbac_unused;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -437,7 +438,7 @@ pub enum RbacCommand {
     Suggest(SuggestArgs),
     /// Grants of the cluster's RBAC that the log never used, wildcard
     /// grants, and what was done outside RBAC.
-    #[command(after_help = rbac::UNUSED_HELP)]
+    #[command(after_help = rbac_unused::UNUSED_HELP)]
     Unused(UnusedArgs),
 }
 
@@ -596,7 +597,7 @@ where
         Command::Identities(args) => identities::run(args),
         Command::Rbac(args) => match args.command {
             RbacCommand::Suggest(a) => rbac::suggest(a),
-            RbacCommand::Unused(a) => rbac::unused(a),
+            RbacCommand::Unused(a) => rbac_unused::unused(a),
         },
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
         Command::Fetch(args) => fetch::run(&args),

@@ -6,7 +6,8 @@
 //! empty field. Nested values (structs, lists, maps) become JSON text in CSV,
 //! so `user` or `sourceIPs` stay machine-readable.
 
-use std::io::Write;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use clap::ValueEnum;
@@ -16,6 +17,46 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::writer::{EncoderOptions, make_encoder};
 use datafusion::arrow::util::pretty::pretty_format_batches_with_schema;
 use datafusion::arrow::{csv, json};
+
+/// Where results go: the `--output` file (its format from `format`, else
+/// its extension, else CSV) or stdout (a table on a terminal, CSV when
+/// piped). Also says what it is, for errors.
+pub fn open(
+    output: Option<&Path>,
+    format: Option<Format>,
+) -> Result<(Box<dyn Write>, String, Format), crate::error::Error> {
+    Ok(match output {
+        Some(path) => {
+            let what = path.display().to_string();
+            let file =
+                std::fs::File::create(path).map_err(|cause| crate::error::Error::Output {
+                    what: what.clone(),
+                    cause,
+                })?;
+            let format = format
+                .or_else(|| Format::from_extension(path))
+                .unwrap_or(Format::Csv);
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, file)),
+                what,
+                format,
+            )
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let default = if stdout.is_terminal() {
+                Format::Table
+            } else {
+                Format::Csv
+            };
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, stdout.lock())),
+                "stdout".to_string(),
+                format.unwrap_or(default),
+            )
+        }
+    })
+}
 
 /// Result formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

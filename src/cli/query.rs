@@ -1,7 +1,6 @@
 //! `eksaudit query`: SQL over audit logs.
 
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -343,38 +342,7 @@ async fn write_results(
         before_output();
         return written;
     }
-    let (out, what, format): (Box<dyn Write>, String, Format) = match output {
-        Some(path) => {
-            let what = path.display().to_string();
-            let file = File::create(path).map_err(|cause| Error::Output {
-                what: what.clone(),
-                cause,
-            })?;
-            let format = args
-                .format
-                .or_else(|| Format::from_extension(path))
-                .unwrap_or(Format::Csv);
-            (
-                Box::new(BufWriter::with_capacity(1 << 16, file)),
-                what,
-                format,
-            )
-        }
-        None => {
-            let stdout = io::stdout();
-            let default = if stdout.is_terminal() {
-                Format::Table
-            } else {
-                Format::Csv
-            };
-            let format = args.format.unwrap_or(default);
-            (
-                Box::new(BufWriter::with_capacity(1 << 16, stdout.lock())),
-                "stdout".to_string(),
-                format,
-            )
-        }
-    };
+    let (out, what, format) = super::output::open(output, args.format)?;
     let encode_error = |e: datafusion::arrow::error::ArrowError| match e {
         datafusion::arrow::error::ArrowError::IoError(_, cause) => Error::Output {
             what: what.clone(),

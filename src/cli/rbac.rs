@@ -1,7 +1,7 @@
 //! `eksaudit rbac suggest`: least-privilege Roles, ClusterRoles and
 //! bindings from the requests each identity made.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,13 +12,12 @@ use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 
-use super::output::{Format, ResultWriter};
+use super::SuggestArgs;
 use super::query::{Job, run_over};
-use super::{SuggestArgs, UnusedArgs};
 use crate::error::Error;
 use crate::lake::Lake;
 use crate::query::Query;
-use crate::rbac::{self, Options, Policy, Request, Resource, Rule, Target};
+use crate::rbac::{self, Options, Policy, Request, Resource, Rule, Seen, Target};
 
 pub const SUGGEST_HELP: &str = "\
 What counts: the requests of the identity (an impersonated request counts as
@@ -56,7 +55,7 @@ read (the policies are still written).";
 
 /// The request attributes of the chosen identities, one row per distinct
 /// request.
-const REQUESTS: &str = "
+pub(super) const REQUESTS: &str = "
 select
   coalesce(impersonatedUser.username, user.username) as username,
   array_to_string(coalesce(impersonatedUser.groups, user.groups), chr(10)) as groups,
@@ -76,7 +75,7 @@ group by 1, 2, 3, 4, 5, 6, 7, 8, 9";
 
 const WHO: &str = "coalesce(impersonatedUser.username, user.username)";
 
-const ALLOWED: &str = "coalesce(annotations['authorization.k8s.io/decision'] = 'allow', \
+pub(super) const ALLOWED: &str = "coalesce(annotations['authorization.k8s.io/decision'] = 'allow', \
                        responseStatus.code < 400, false)";
 
 pub fn suggest(args: SuggestArgs) -> anyhow::Result<ExitCode> {
@@ -111,18 +110,6 @@ struct Suggest<'a> {
     sql: String,
     who: String,
     args: &'a SuggestArgs,
-}
-
-/// One identity's requests and when they were made.
-#[derive(Default)]
-struct Seen {
-    requests: Vec<Request>,
-    /// How many times each of `requests` was made.
-    times: Vec<i64>,
-    groups: BTreeSet<String>,
-    first: Option<i64>,
-    last: Option<i64>,
-    count: i64,
 }
 
 impl Job for Suggest<'_> {
@@ -191,7 +178,7 @@ impl Job for Suggest<'_> {
 }
 
 /// Each identity's requests, from `sql` with `$who` bound if given.
-async fn load(
+pub(super) async fn load(
     ctx: &SessionContext,
     sql: &str,
     who: Option<&str>,
@@ -361,258 +348,4 @@ fn to_yaml(docs: &[Value]) -> Result<String, Error> {
         .map(|d| serde_norway::to_string(d).map_err(|e| Error::Rbac(format!("writing YAML: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(parts.join("---\n"))
-}
-
-pub const UNUSED_HELP: &str = "\
-The RBAC dump: kubectl get roles,clusterroles,rolebindings,clusterrolebindings -A -o json
-(aggregated ClusterRoles are taken with the rules the controller filled in,
-or the union of the ClusterRoles their selectors pick when the dump has
-none). Only allowed requests count as use; a request uses every rule that
-allows it, through every binding of its user, its groups or its service
-account (in the binding's namespace for a RoleBinding).
-
-Findings, one row each:
-  unused rule      a rule of a bound role no request of that subject used
-  unused binding   a binding none of whose subjects used any of its rules
-  wildcard         a rule granting * (verbs, apiGroups, resources or URLs)
-  role missing     the binding names a role the dump does not hold
-  outside RBAC     what a user or service account did that no binding in
-                   the dump allows (system:masters, EKS access policies,
-                   the node authorizer): the rule `rbac suggest` would make
-Bindings named system:* or eks:* are left out unless --include-system.
-
-Examples:
-  kubectl get roles,clusterroles,rolebindings,clusterrolebindings -A -o json > rbac.json
-  eksaudit rbac unused --rbac rbac.json /var/log/eks/
-  eksaudit rbac unused --rbac rbac.json --lake s3://lake/eks --since 90d --format json";
-
-pub fn unused(args: UnusedArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(&args.rbac).with_context(|| args.rbac.display().to_string())?;
-    let dump: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not JSON", args.rbac.display()))?;
-    let bindings =
-        rbac::dump::bindings(&dump).map_err(|e| anyhow::anyhow!("{}: {e}", args.rbac.display()))?;
-    let sql = REQUESTS.replace("WHO", "true").replace("ALLOWED", ALLOWED);
-    let job = Unused {
-        sql,
-        bindings,
-        args: &args,
-    };
-    run_over(&args.input, &args.paths, job)
-}
-
-struct Unused<'a> {
-    sql: String,
-    bindings: Vec<rbac::dump::Binding>,
-    args: &'a UnusedArgs,
-}
-
-/// One finding.
-struct Finding {
-    subject: (String, String),
-    binding: String,
-    role: String,
-    rule: String,
-    finding: &'static str,
-    requests: i64,
-}
-
-impl Job for Unused<'_> {
-    async fn run(
-        self,
-        ctx: SessionContext,
-        _lake: Option<Lake>,
-        before_output: &mut dyn FnMut(),
-    ) -> Result<(), Error> {
-        let seen = load(&ctx, &self.sql, None).await?;
-        before_output();
-        let findings = findings(&self.bindings, &seen, self.args.include_system);
-        write_findings(&findings, self.args.format, self.args.output.as_deref())
-    }
-}
-
-/// The findings over `bindings`; those of Kubernetes' and EKS's own
-/// bindings only with `include_system` (they still allow what they allow).
-fn findings(
-    bindings: &[rbac::dump::Binding],
-    seen: &BTreeMap<String, Seen>,
-    include_system: bool,
-) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let system = |b: &rbac::dump::Binding| {
-        let name = b.id.rsplit([' ', '/']).next().unwrap_or("");
-        name.starts_with("system:") || name.starts_with("eks:")
-    };
-    for b in bindings.iter().filter(|b| include_system || !system(b)) {
-        let mut binding_used = false;
-        for subject in &b.subjects {
-            let mut used = vec![0i64; b.rules.len()];
-            for (user, s) in seen {
-                let groups: Vec<String> = s.groups.iter().cloned().collect();
-                if !subject.covers(user, &groups) {
-                    continue;
-                }
-                for (req, times) in s.requests.iter().zip(&s.times) {
-                    for (i, n) in used.iter_mut().enumerate() {
-                        if b.allows(i, req) {
-                            *n += times;
-                        }
-                    }
-                }
-            }
-            binding_used |= used.iter().any(|n| *n > 0);
-            let who = (subject.kind().to_string(), subject.name());
-            for (rule, n) in b.rules.iter().zip(&used) {
-                let row = |finding| Finding {
-                    subject: who.clone(),
-                    binding: b.id.clone(),
-                    role: b.role.clone(),
-                    rule: rule.describe(),
-                    finding,
-                    requests: *n,
-                };
-                if *n == 0 {
-                    out.push(row("unused rule"));
-                }
-                if rule.is_wildcard() {
-                    out.push(row("wildcard"));
-                }
-            }
-        }
-        let all = || Finding {
-            subject: (
-                "".into(),
-                b.subjects
-                    .iter()
-                    .map(|s| s.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            binding: b.id.clone(),
-            role: b.role.clone(),
-            rule: String::new(),
-            finding: "unused binding",
-            requests: 0,
-        };
-        if !b.role_found {
-            out.push(Finding {
-                finding: "role missing",
-                ..all()
-            });
-        } else if !binding_used {
-            out.push(all());
-        }
-    }
-    // What users and service accounts did that no binding allows.
-    for (user, s) in seen {
-        let groups: Vec<String> = s.groups.iter().cloned().collect();
-        let outside: Vec<Request> = s
-            .requests
-            .iter()
-            .filter(|req| {
-                !bindings.iter().any(|b| {
-                    b.subjects.iter().any(|x| x.covers(user, &groups))
-                        && (0..b.rules.len()).any(|i| b.allows(i, req))
-                })
-            })
-            .cloned()
-            .collect();
-        if outside.is_empty() {
-            continue;
-        }
-        let kind = if user.starts_with("system:serviceaccount:") {
-            "ServiceAccount"
-        } else {
-            "User"
-        };
-        let policy = rbac::generate(&outside, &Options::default());
-        let rules = policy
-            .cluster
-            .iter()
-            .map(|r| ("ClusterRole".to_string(), r))
-            .chain(
-                policy
-                    .namespaced
-                    .iter()
-                    .flat_map(|(ns, rs)| rs.iter().map(move |r| (format!("Role in {ns}"), r))),
-            );
-        for (role, rule) in rules {
-            out.push(Finding {
-                subject: (kind.into(), user.clone()),
-                binding: String::new(),
-                role,
-                rule: rule.describe(),
-                finding: "outside RBAC",
-                requests: outside.len() as i64,
-            });
-        }
-    }
-    out
-}
-
-fn write_findings(
-    findings: &[Finding],
-    format: Option<Format>,
-    output: Option<&Path>,
-) -> Result<(), Error> {
-    use datafusion::arrow::array::{Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    let text = |f: fn(&Finding) -> &str| {
-        std::sync::Arc::new(StringArray::from_iter_values(findings.iter().map(f))) as _
-    };
-    let schema = std::sync::Arc::new(Schema::new(
-        [
-            "subject_kind",
-            "subject",
-            "binding",
-            "role",
-            "rule",
-            "finding",
-        ]
-        .iter()
-        .map(|n| Field::new(*n, DataType::Utf8, false))
-        .chain([Field::new("requests", DataType::Int64, false)])
-        .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            text(|f| &f.subject.0),
-            text(|f| &f.subject.1),
-            text(|f| &f.binding),
-            text(|f| &f.role),
-            text(|f| &f.rule),
-            text(|f| f.finding),
-            std::sync::Arc::new(Int64Array::from_iter_values(
-                findings.iter().map(|f| f.requests),
-            )),
-        ],
-    )
-    .map_err(|e| Error::Query(e.into()))?;
-    let (out, what, format): (Box<dyn Write>, String, Format) = match output {
-        Some(path) => {
-            let file = std::fs::File::create(path).map_err(|cause| Error::Output {
-                what: path.display().to_string(),
-                cause,
-            })?;
-            let format = format
-                .or_else(|| Format::from_extension(path))
-                .unwrap_or(Format::Csv);
-            (
-                Box::new(std::io::BufWriter::new(file)),
-                path.display().to_string(),
-                format,
-            )
-        }
-        None => {
-            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            let format = format.unwrap_or(if terminal { Format::Table } else { Format::Csv });
-            (Box::new(std::io::stdout().lock()), "stdout".into(), format)
-        }
-    };
-    let mut w = ResultWriter::new(format, schema, out);
-    w.push(&batch)
-        .and_then(|()| w.finish())
-        .map_err(|e| Error::Rbac(format!("writing {what}: {e}")))
 }

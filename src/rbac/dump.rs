@@ -36,9 +36,9 @@ impl Subject {
     }
 
     /// Whether a request by `username` in `groups` is this subject's.
-    pub fn covers(&self, username: &str, groups: &[String]) -> bool {
+    pub fn covers(&self, username: &str, groups: &std::collections::BTreeSet<String>) -> bool {
         match self {
-            Subject::Group(g) => groups.iter().any(|x| x == g),
+            Subject::Group(g) => groups.contains(g),
             _ => self.name() == username,
         }
     }

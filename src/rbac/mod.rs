@@ -6,11 +6,24 @@
 pub mod dump;
 mod generate;
 mod names;
+pub mod unused;
 
 use std::collections::BTreeSet;
 
 pub use generate::{Options, Policy, defaults, generate};
 pub use names::{label_value, object_name};
+
+/// One identity's requests and when they were made (µs).
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub requests: Vec<Request>,
+    /// How many times each of `requests` was made.
+    pub times: Vec<i64>,
+    pub groups: BTreeSet<String>,
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    pub count: i64,
+}
 
 /// One request as the authorizer saw it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
