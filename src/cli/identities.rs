@@ -89,8 +89,8 @@ pub fn run(args: IdentitiesArgs) -> anyhow::Result<ExitCode> {
         insights: false,
         explain_insights: None,
         params: Vec::new(),
-        format: args.format,
-        output: args.output,
+        format: args.out.format,
+        output: args.out.output,
         input: args.input,
     })
 }

@@ -1,7 +1,9 @@
 //! The command line: argument definitions (parsing does no I/O) and one
 //! module with one `run` per subcommand. Writers are passed explicitly.
 
+mod access_args;
 mod alerts;
+mod alerts_args;
 mod cluster;
 mod fetch;
 mod generate;
@@ -22,6 +24,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use access_args::{
+    IdentitiesArgs, RbacArgs, RbacCommand, ResultsOutput, SuggestArgs, UnusedArgs,
+};
+pub use alerts_args::{AlertsArgs, AlertsCommand, AlertsRunArgs, ImportSigmaArgs, RulesArgs};
 pub use lake_args::{
     ClusterArgs, ClusterCommand, CompactArgs, DdlArgs, ExecutorArgs, IngestArgs, LakeArgs,
     LakeCommand, SchedulerArgs,
@@ -180,84 +186,6 @@ impl AwsArgs {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct AlertsArgs {
-    #[command(subcommand)]
-    pub command: AlertsCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AlertsCommand {
-    /// Run every rule over files or directories of audit logs (hunting).
-    Run(AlertsRunArgs),
-    /// List the rules: id, severity, kind, title.
-    List(RulesArgs),
-    /// Run each rule over its own test events: `<id>.fires.ndjson` must
-    /// raise an alert, `<id>.quiet.ndjson` none.
-    Test(RulesArgs),
-    /// Check every rule file: YAML schema, durations, parameters, and that
-    /// the SQL plans; problems are given with file and line.
-    Lint(RulesArgs),
-    /// Turn Sigma rules with a Kubernetes audit logsource into eksaudit
-    /// rules (`--rules` also reads Sigma files as they are).
-    #[command(after_help = alerts::SIGMA_HELP)]
-    ImportSigma(ImportSigmaArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ImportSigmaArgs {
-    /// Sigma rule files, or directories of them (.yml, .yaml).
-    #[arg(value_name = "FILE|DIR", required = true)]
-    pub paths: Vec<PathBuf>,
-
-    /// Write each imported rule to DIR/<name>.yaml (created).
-    #[arg(short = 'o', long, value_name = "DIR", required = true)]
-    pub output: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct RulesArgs {
-    /// Read the rules (and their test events) from DIR instead of the ones
-    /// shipped with eksaudit.
-    #[arg(long, value_name = "DIR")]
-    pub rules: Option<PathBuf>,
-
-    /// Rule parameters from the `[alerts.params]` table of this TOML file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct AlertsRunArgs {
-    #[command(flatten)]
-    pub rules: RulesArgs,
-
-    /// table for people, json for programs (one object per alert per line,
-    /// each written as soon as it is final, in the table's order).
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: alerts::AlertFormat,
-
-    /// How far behind newer events a matching event may come and still be
-    /// evaluated in time order (events are written when requests complete,
-    /// so a file is out of order by the longest request). Memory holds the
-    /// matches of this span; `all` holds every match to the end (exact order
-    /// over inputs that overlap in time, memory grows with the matches).
-    #[arg(long, value_name = "DURATION|all", default_value = "15m")]
-    pub lateness: String,
-
-    /// Hunt over a lake (a folder or s3://BUCKET/PREFIX) instead of files,
-    /// its events read in time order.
-    #[arg(long, value_name = "LAKE", conflicts_with = "paths")]
-    pub lake: Option<String>,
-
-    #[command(flatten)]
-    pub aws: AwsArgs,
-
-    /// Files or directories of audit logs (any format `query` reads).
-    #[arg(value_name = "PATH", required_unless_present = "lake")]
-    pub paths: Vec<String>,
-}
-
 /// Where and how to pull events from CloudWatch Logs.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "CloudWatch Logs")]
@@ -394,116 +322,6 @@ pub struct QueryArgs {
 
     /// Write results to FILE instead of stdout; `.parquet` writes Parquet.
     #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub input: InputArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct IdentitiesArgs {
-    /// Audit log files or directories (`-` for stdin).
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<String>,
-
-    /// One row per IAM principal (canonical ARN): the Kubernetes usernames
-    /// it became.
-    #[arg(long)]
-    pub by_arn: bool,
-
-    /// Output format [default: table on a terminal, csv otherwise, or from
-    /// the --output file's extension].
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-
-    /// Write the rows to FILE instead of stdout.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub input: InputArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct RbacArgs {
-    #[command(subcommand)]
-    pub command: RbacCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RbacCommand {
-    /// The minimal Roles, ClusterRoles and bindings that allow what an
-    /// identity did, as Kubernetes YAML.
-    #[command(after_help = rbac::SUGGEST_HELP)]
-    Suggest(SuggestArgs),
-    /// Grants of the cluster's RBAC that the log never used, wildcard
-    /// grants, and what was done outside RBAC.
-    #[command(after_help = rbac_unused::UNUSED_HELP)]
-    Unused(UnusedArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct UnusedArgs {
-    /// Audit log files or directories (`-` for stdin).
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<String>,
-
-    /// The cluster's RBAC: `kubectl get roles,clusterroles,rolebindings,clusterrolebindings -A -o json`.
-    #[arg(long, value_name = "FILE", required = true)]
-    pub rbac: PathBuf,
-
-    /// Also look at bindings named system:* and eks:* (Kubernetes' and
-    /// EKS's own).
-    #[arg(long)]
-    pub include_system: bool,
-
-    /// Output format [default: table on a terminal, csv otherwise, or from
-    /// the --output file's extension].
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-
-    /// Write the findings to FILE instead of stdout.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub input: InputArgs,
-}
-
-#[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "serviceaccount", "users"])))]
-pub struct SuggestArgs {
-    /// Audit log files or directories (`-` for stdin).
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<String>,
-
-    /// The Kubernetes username (as in user.username, e.g. an ARN for an
-    /// access entry).
-    #[arg(long, value_name = "NAME")]
-    pub user: Option<String>,
-
-    /// A service account, NAMESPACE:NAME.
-    #[arg(long, value_name = "NS:NAME")]
-    pub serviceaccount: Option<String>,
-
-    /// Every username matching this regular expression (whole name), one
-    /// policy each.
-    #[arg(long, value_name = "REGEX")]
-    pub users: Option<String>,
-
-    /// Count refused requests too (for a log recorded with broad access on
-    /// purpose); by default only allowed requests are permissions to grant.
-    #[arg(long)]
-    pub include_denied: bool,
-
-    /// Pin resourceNames where every request of an operation named the
-    /// same object.
-    #[arg(long)]
-    pub resource_names: bool,
-
-    /// Write one file per identity into DIR (created) instead of one YAML
-    /// stream on stdout.
-    #[arg(short = 'o', long, value_name = "DIR")]
     pub output: Option<PathBuf>,
 
     #[command(flatten)]

@@ -73,7 +73,11 @@ impl Job for Unused<'_> {
         let seen = load(&ctx, &self.sql, None).await?;
         before_output();
         let findings = rbac::unused::findings(&self.bindings, &seen, self.args.include_system);
-        write_findings(&findings, self.args.format, self.args.output.as_deref())
+        write_findings(
+            &findings,
+            self.args.out.format,
+            self.args.out.output.as_deref(),
+        )
     }
 }
 
