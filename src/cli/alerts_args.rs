@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{AwsArgs, alerts};
+use super::{AwsArgs, alerts, sigma};
 
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
@@ -26,7 +26,7 @@ pub enum AlertsCommand {
     Lint(RulesArgs),
     /// Turn Sigma rules with a Kubernetes audit logsource into eksaudit
     /// rules (`--rules` also reads Sigma files as they are).
-    #[command(after_help = alerts::SIGMA_HELP)]
+    #[command(after_help = sigma::SIGMA_HELP)]
     ImportSigma(ImportSigmaArgs),
 }
 

@@ -17,6 +17,7 @@ mod queries;
 mod query;
 mod rbac;
 mod rbac_unused;
+mod sigma;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
