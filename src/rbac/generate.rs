@@ -289,6 +289,17 @@ mod tests {
         }
     }
 
+    const PINNED: Options = Options {
+        resource_names: true,
+    };
+
+    fn url(p: &str) -> Request {
+        Request {
+            verb: "get".into(),
+            target: Target::Path(p.into()),
+        }
+    }
+
     fn set(v: &[&str]) -> BTreeSet<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
@@ -330,12 +341,7 @@ mod tests {
             res("get", "", "secrets", "b", "s1"),
             res("delete", "", "pods", "a", "one"),
         ];
-        let p = generate(
-            &reqs,
-            &Options {
-                resource_names: true,
-            },
-        );
+        let p = generate(&reqs, &PINNED);
         assert_eq!(p.cluster.len(), 1);
         assert_eq!(p.cluster[0].resources, set(&["secrets"]));
         assert_eq!(p.cluster[0].resource_names, set(&["s1"]));
@@ -348,23 +354,12 @@ mod tests {
     #[test]
     fn urls_exec_and_nameless_verbs() {
         let reqs = [
-            Request {
-                verb: "get".into(),
-                target: Target::Path("/metrics".into()),
-            },
-            Request {
-                verb: "get".into(),
-                target: Target::Path("/version".into()),
-            },
+            url("/metrics"),
+            url("/version"),
             res("get", "", "pods/exec", "a", "web"),
             res("create", "", "pods", "a", "web"),
         ];
-        let p = generate(
-            &reqs,
-            &Options {
-                resource_names: true,
-            },
-        );
+        let p = generate(&reqs, &PINNED);
         // /version: the default roles allow it everyone.
         assert_eq!(p.cluster[0].non_resource_urls, set(&["/metrics"]));
         let rules = &p.namespaced["a"];
@@ -395,11 +390,7 @@ mod tests {
             non_resource_urls: set(&["/healthz/*"]),
             ..Rule::default()
         };
-        let path = |p: &str| Request {
-            verb: "get".into(),
-            target: Target::Path(p.into()),
-        };
-        assert!(urls.allows(&path("/healthz/etcd")));
-        assert!(!urls.allows(&path("/version")));
+        assert!(urls.allows(&url("/healthz/etcd")));
+        assert!(!urls.allows(&url("/version")));
     }
 }

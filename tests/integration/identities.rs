@@ -154,19 +154,11 @@ fn crafted(dir: &Path) -> String {
 }
 
 fn identities(args: &[&str]) -> Vec<serde_json::Map<String, Value>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .arg("identities")
-        .args(["--format", "json", "-q"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.into_iter()
+    let argv = [&["identities", "--format", "json", "-q"][..], args].concat();
+    let rows = super::eksaudit_json(&argv);
+    rows.as_array()
+        .unwrap()
+        .iter()
         .map(|r| r.as_object().unwrap().clone())
         .collect()
 }

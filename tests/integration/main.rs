@@ -60,6 +60,21 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// Runs the binary with `args`, which must succeed; its stdout parsed as
+/// one JSON value (`--format json`).
+pub fn eksaudit_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eksaudit"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The project's folder.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -672,18 +672,17 @@ fn unused_finds_the_planted_grants_and_nothing_used() {
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("rbac.json");
     std::fs::write(&dump, DUMP).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args(["rbac", "unused", "-q", "--format", "json", "--rbac"])
-        .arg(&dump)
-        .arg(samples())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = super::eksaudit_json(&[
+        "rbac".as_ref(),
+        "unused".as_ref(),
+        "-q".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--rbac".as_ref(),
+        dump.as_os_str(),
+        samples().as_ref(),
+    ]);
+    let rows = rows.as_array().unwrap();
     let found: BTreeSet<(String, String, String)> = rows
         .iter()
         .filter(|r| r["finding"] != "outside RBAC")

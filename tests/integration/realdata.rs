@@ -31,17 +31,14 @@ fn realdata_events_are_all_read() {
 #[ignore = "needs ../shared/realdata, which is not part of the project"]
 fn realdata_identities_name_the_cluster_creator() {
     let dir = realdata().expect("../shared/realdata is missing");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args(["identities", "-q", "--format", "json"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = super::eksaudit_json(&[
+        "identities".as_ref(),
+        "-q".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        dir.as_os_str(),
+    ]);
+    let rows = rows.as_array().unwrap();
     println!("{} identities", rows.len());
     let admin = rows
         .iter()
