@@ -25,6 +25,9 @@ ANON = {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
 NODE = {"username": "system:node:ip-10-0-1-20.ec2.internal", "groups": ["system:nodes", "system:authenticated"]}
 RS = {"username": "system:serviceaccount:kube-system:replicaset-controller",
       "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]}
+DS = {"username": "system:serviceaccount:kube-system:daemon-set-controller",
+      "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]}
+ECR_EKS = "602401143452.dkr.ecr.us-west-2.amazonaws.com"
 GC = {"username": "system:serviceaccount:kube-system:generic-garbage-collector",
       "groups": ["system:serviceaccounts", "system:authenticated"]}
 EKS = {"username": "eks:addon-manager", "groups": ["system:authenticated"]}
@@ -533,6 +536,46 @@ CASES = {
          ev(T + 2 * 3_600_000 + 60_000, APP_SA, "patch", "deployments", "shop", "web", group="apps", ip="10.0.3.7", request={}),
          ev(T + 3 * 3_600_000, ADMIN, "patch", "roles", "shop", "r", group=RBAC, request={}),
          ev(T + 3 * 3_600_000 + 60_000, ADMIN, "patch", "deployments", "shop", "web", group="apps", request={})],
+    ),
+    "system-namespace-foreign-image": (
+        [ev(T, RS, "create", "pods", "kube-system", ip="10.0.0.5",
+            request={**owned_pod("nginx-deployment-7998647bdf", pod_spec()), "metadata": {"namespace": "kube-system"}}),
+         ev(T + 1000, DS, "create", "pods", "kube-public", ip="10.0.0.5",
+            request=pod({"containers": [{"name": "a", "image": ECR_EKS + "/eks/coredns:v1.11.1"},
+                                        {"name": "b", "image": "ghcr.io/acme/miner:latest"}]})),
+         ev(T + 2000, DEV, "patch", "pods", "kube-system", "coredns-5d8f-abcde",
+            request={"spec": {"containers": [{"name": "coredns",
+                                              "image": "602401143452.dkr.ecr.us-west-2.amazonaws.com.evil.example/coredns"}]}})],
+        [ev(T, RS, "create", "pods", "kube-system", ip="10.0.0.5",
+            request=pod({"containers": [{"name": "coredns", "image": ECR_EKS + "/eks/coredns:v1.11.1"}]})),
+         ev(T + 1000, DS, "create", "pods", "kube-system", ip="10.0.0.5",
+            request=pod({"initContainers": [{"name": "init", "image": "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni-init:v1.18.0"}],
+                         "containers": [{"name": "aws-node", "image": "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.18.0"}]})),
+         ev(T + 2000, RS, "create", "pods", "kube-system", ip="10.0.0.5",
+            request=pod({"containers": [{"name": "m", "image": "registry.k8s.io/metrics-server/metrics-server:v0.7.2"}]})),
+         ev(T + 3000, RS, "create", "pods", "shop", ip="10.0.0.5", request=owned_pod("web-5d8f7c", pod_spec())),
+         ev(T + 4000, DEV, "create", "pods", "kube-system", "x", code=403, request=pod(pod_spec())),
+         ev(T + 5000, NODE, "patch", "pods", "kube-system", "coredns-5d8f-abcde", "status", ip="10.0.1.20",
+            request={"status": {"phase": "Running"}})],
+    ),
+    "unlisted-user": (
+        [ev(T, {"username": "arn:aws:sts::111122223333:assumed-role/Contractor/bob", "groups": ["system:authenticated"]},
+            "list", "pods", "shop"),
+         ev(T + 1000, {"username": "ops-mallory", "groups": ["ops", "system:authenticated"]}, "get", "secrets", "shop", "db")],
+        [ev(T, DEV, "list", "pods", "shop"), ev(T + 1000, ADMIN, "get", "nodes"),
+         ev(T + 2000, RS, "create", "pods", "shop", ip="10.0.0.5", request=owned_pod("web-5d8f7c", pod_spec())),
+         ev(T + 3000, NODE, "get", "nodes", name="ip-10-0-1-20.ec2.internal", ip="10.0.1.20"),
+         ev(T + 4000, APP_SA, "get", "configmaps", "shop", "cart"), ev(T + 5000, EKS, "get", "deployments", "kube-system", "coredns"),
+         ev(T + 6000, ANON, "get", uri="/version", ip=PUBLIC)],
+    ),
+    "namespace-created": (
+        [ev(T, DEV, "create", "namespaces", request={"kind": "Namespace", "metadata": {"name": "crypto"}}),
+         ev(T + 1000, ADMIN, "create", "namespaces", name="tmp-debug", request={"kind": "Namespace"})],
+        [ev(T, EKS, "create", "namespaces", name="amazon-guardduty", request={"kind": "Namespace"}),
+         ev(T + 1000, DEV, "create", "namespaces", code=409, request={"kind": "Namespace", "metadata": {"name": "shop"}}),
+         ev(T + 2000, DEV, "get", "namespaces", name="shop"),
+         ev(T + 3000, NS_CTRL, "delete", "namespaces", name="old"),
+         ev(T + 4000, DEV, "create", "namespaces", name="shop", sub="finalize", request={})],
     ),
 }
 

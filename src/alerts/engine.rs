@@ -124,7 +124,12 @@ impl RuleState {
             if fired.is_empty() {
                 continue;
             }
-            if rule.first_seen_learn_us.is_some() && !self.first_seen(rule, &fired) {
+            // A key seen before opens no incident, but joins the one
+            // its first sighting opened.
+            if rule.first_seen_learn_us.is_some()
+                && !self.first_seen(rule, &fired)
+                && !self.is_open(rule, &fired)
+            {
                 continue;
             }
             self.raise(rule, fired, out);
@@ -148,8 +153,9 @@ impl RuleState {
             self.tripped
                 .retain(|_, last| *last > now.saturating_sub(window));
         }
-        if let Some(learn) = rule.first_seen_learn_us {
-            self.baseline.retain(|_, t| *t > now.saturating_sub(learn));
+        if let Some(remember) = rule.first_seen_remember_us {
+            self.baseline
+                .retain(|_, t| *t > now.saturating_sub(remember));
         }
         if let Some(within) = rule.sequence_within_us {
             self.progress.retain(|_, steps| {
@@ -279,6 +285,7 @@ impl RuleState {
     /// Whether the first-seen key of `fired` is new (outside learning).
     fn first_seen(&mut self, rule: &Rule, fired: &[Hit]) -> bool {
         let learn = rule.first_seen_learn_us.unwrap_or(0);
+        let remember = rule.first_seen_remember_us.unwrap_or(learn);
         let last = fired.last().expect("a firing has hits");
         let now = last.ts_us;
         let since = *self.learning_since.get_or_insert(fired[0].ts_us);
@@ -286,8 +293,19 @@ impl RuleState {
         // A stale entry counts as unknown; stale ones are pruned per batch.
         let previous = self.baseline.insert(key, now);
         let learning = now < since + learn;
-        let known = previous.is_some_and(|t| t > now - learn);
+        let known = previous.is_some_and(|t| t > now - remember);
         !learning && !known
+    }
+
+    /// Whether `fired` belongs to an incident that is open (within its TTL).
+    fn is_open(&self, rule: &Rule, fired: &[Hit]) -> bool {
+        let Some(ttl) = rule.dedup_ttl_us else {
+            return false;
+        };
+        let last_us = fired.last().expect("a firing has hits").ts_us;
+        self.open
+            .get(&join_key(&fired[0], &rule.keys.dedup))
+            .is_some_and(|o| o.first_us > last_us - ttl)
     }
 
     fn raise(&mut self, rule: &Rule, fired: Vec<Hit>, out: &mut Outcome) {
@@ -325,7 +343,7 @@ impl RuleState {
         };
         let key: BTreeMap<String, String> = key_idx
             .iter()
-            .filter_map(|&i| Some((rule.keys.exprs[i].clone(), first.keys.get(i)?.clone()?)))
+            .filter_map(|&i| Some((rule.keys.names[i].clone(), first.keys.get(i)?.clone()?)))
             .collect();
         let anchor = first
             .audit_id

@@ -85,13 +85,16 @@ pub struct Threshold {
     pub by: Vec<String>,
 }
 
-/// Fires for a `key` not seen within `learn`; nothing fires during the
-/// first `learn` of the baseline.
+/// Fires for a `key` not seen within `remember` (default: `learn`);
+/// nothing fires during the first `learn` of the baseline. `learn: 0s,
+/// remember: 30d` fires at once and then once per new key a month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FirstSeen {
     pub key: Vec<String>,
     pub learn: String,
+    #[serde(default)]
+    pub remember: Option<String>,
 }
 
 /// Matches with the same `key` within `ttl` of the first are one alert.
@@ -174,6 +177,8 @@ pub struct Rule {
     pub keys: Keys,
     pub threshold: Option<(u64, i64)>,
     pub first_seen_learn_us: Option<i64>,
+    /// `first_seen.remember`, else `first_seen.learn`
+    pub first_seen_remember_us: Option<i64>,
     pub dedup_ttl_us: Option<i64>,
     /// `sequence.within`
     pub sequence_within_us: Option<i64>,
@@ -194,16 +199,23 @@ pub struct Keys {
     pub sequence: Vec<usize>,
     /// A sequence's step number (`'0'`, `'1'`, ...) of the hit.
     pub step: Option<usize>,
-    /// Every key expression, in output order.
+    /// Every key expression (parameters substituted), in output order.
     pub exprs: Vec<String>,
+    /// The same as the rule file writes them: the names of an alert's keys.
+    pub names: Vec<String>,
 }
 
 impl Keys {
     fn add(&mut self, expr: &str) -> usize {
+        self.add_named(expr, expr)
+    }
+
+    fn add_named(&mut self, name: &str, expr: &str) -> usize {
         match self.exprs.iter().position(|e| e == expr) {
             Some(i) => i,
             None => {
                 self.exprs.push(expr.to_string());
+                self.names.push(name.to_string());
                 self.exprs.len() - 1
             }
         }
@@ -339,9 +351,20 @@ impl Rule {
             ));
         }
         let mut keys = Keys::default();
+        // Key expressions may use the parameters too.
+        let add = |keys: &mut Keys, e: &str| -> Result<usize, AlertError> {
+            Ok(keys.add_named(e, &substitute(e, &params, path)?))
+        };
         if let Some(t) = &file.threshold {
-            keys.group = t.by.iter().map(|e| keys.add(e)).collect();
-            keys.distinct = t.distinct.as_deref().map(|e| keys.add(e));
+            keys.group =
+                t.by.iter()
+                    .map(|e| add(&mut keys, e))
+                    .collect::<Result<_, _>>()?;
+            keys.distinct = t
+                .distinct
+                .as_deref()
+                .map(|e| add(&mut keys, e))
+                .transpose()?;
             if t.count == 0 {
                 return Err(bad(
                     line_of(text, "threshold"),
@@ -356,10 +379,18 @@ impl Rule {
                     "first_seen.key names no column".into(),
                 ));
             }
-            keys.first_seen = f.key.iter().map(|e| keys.add(e)).collect();
+            keys.first_seen = f
+                .key
+                .iter()
+                .map(|e| add(&mut keys, e))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(d) = &file.dedup {
-            keys.dedup = d.key.iter().map(|e| keys.add(e)).collect();
+            keys.dedup = d
+                .key
+                .iter()
+                .map(|e| add(&mut keys, e))
+                .collect::<Result<_, _>>()?;
         }
         let mut steps_body = None;
         if let Some(q) = &file.sequence {
@@ -379,7 +410,10 @@ impl Rule {
                 .iter()
                 .map(|st| substitute(&st.where_, &params, path))
                 .collect::<Result<Vec<_>, _>>()?;
-            keys.sequence = q.by.iter().map(|e| keys.add(e)).collect();
+            keys.sequence =
+                q.by.iter()
+                    .map(|e| add(&mut keys, e))
+                    .collect::<Result<_, _>>()?;
             // The latest step an event matches is its step.
             let cases: Vec<String> = steps
                 .iter()
@@ -441,6 +475,11 @@ impl Rule {
             Some(f) => Some(duration_us("first_seen.learn", &f.learn, path)?),
             None => None,
         };
+        let first_seen_remember_us =
+            match file.first_seen.as_ref().and_then(|f| f.remember.as_ref()) {
+                Some(r) => Some(duration_us("first_seen.remember", r, path)?),
+                None => first_seen_learn_us,
+            };
         let dedup_ttl_us = match &file.dedup {
             Some(d) => Some(duration_us("dedup.ttl", &d.ttl, path)?),
             None => None,
@@ -460,6 +499,7 @@ impl Rule {
             keys,
             threshold,
             first_seen_learn_us,
+            first_seen_remember_us,
             dedup_ttl_us,
             sequence_within_us,
         })

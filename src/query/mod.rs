@@ -13,6 +13,7 @@ mod exprs;
 pub mod hints;
 mod lake;
 mod names;
+pub mod pod;
 mod prepared;
 pub mod saved;
 mod table;

@@ -1,6 +1,6 @@
 //! Functions a security engineer needs over audit events: CIDR membership,
-//! private/public IP tests, system identities, URL decoding and the command
-//! of an exec request. Small closures registered with `create_udf`; the IP
+//! private/public IP tests, system identities, URL decoding, the command
+//! of an exec request and the images of a pod spec. Small closures registered with `create_udf`; the IP
 //! maths is `ipnet`'s and std's.
 
 use std::net::IpAddr;
@@ -13,6 +13,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use ipnet::IpNet;
+
+use super::pod;
 
 /// Registers every eksaudit function on the session.
 pub fn register(ctx: &SessionContext) {
@@ -27,19 +29,26 @@ pub fn register(ctx: &SessionContext) {
             }),
         )
     };
-    let text_fn = |name: &str, f: fn(&str) -> Option<String>| {
+    let text_fn = |name: &str, args: usize, f: fn(&[&str]) -> Option<String>| {
         create_udf(
             name,
-            vec![DataType::Utf8],
+            vec![DataType::Utf8; args],
             DataType::Utf8,
             Volatility::Immutable,
             Arc::new(move |cols: &[ColumnarValue]| {
-                map_strings::<String, StringArray>(cols, |a| Ok(f(a[0])))
+                map_strings::<String, StringArray>(cols, |a| Ok(f(a)))
             }),
         )
     };
-    ctx.register_udf(text_fn("url_decode", |s| Some(percent_decode(s))));
-    ctx.register_udf(text_fn("exec_command", exec_command));
+    ctx.register_udf(text_fn("url_decode", 1, |a| Some(percent_decode(a[0]))));
+    ctx.register_udf(text_fn("exec_command", 1, |a| exec_command(a[0])));
+    ctx.register_udf(text_fn("pod_images", 1, |a| {
+        let images = pod::pod_images(a[0]);
+        (!images.is_empty()).then(|| images.join(","))
+    }));
+    ctx.register_udf(text_fn("images_outside", 2, |a| {
+        pod::images_outside(a[0], a[1])
+    }));
     ctx.register_udf(bool_fn("cidr_match", 2, |a| cidr_match(a[0], a[1])));
     ctx.register_udf(bool_fn("cidr_match_any", 2, |a| cidr_match_any(a[0], a[1])));
     ctx.register_udf(bool_fn("is_private_ip", 1, |a| {

@@ -20,6 +20,7 @@ mod rbac;
 mod readme;
 mod realdata;
 mod saved;
+mod workload_alerts;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

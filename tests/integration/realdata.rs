@@ -65,8 +65,16 @@ fn falco_rules(trace: &str) -> std::collections::BTreeSet<String> {
     let path = dir
         .join("falco-k8s-audit-traces")
         .join(format!("{trace}.json"));
+    // The users Falco's own tests allow (its `allowed_k8s_users`).
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[alerts.params]\nallowed_users = [\"minikube\", \"minikube-user\", \"kubelet\", \"kops\", \"admin\", \"kube\", \"kube-proxy\", \"kubernetes-admin\"]\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_eksaudit"))
-        .args(["alerts", "run", "--format", "json"])
+        .args(["alerts", "run", "--format", "json", "--config"])
+        .arg(config.path())
         .arg(&path)
         .output()
         .unwrap();
@@ -84,9 +92,9 @@ fn falco_rules(trace: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// Falco's attack traces raise the rule for their attack, and each safe
-/// twin raises none of its attack twin's rules. (Pods the replicaset
-/// controller creates in kube-system and kube-public raise nothing: on EKS
-/// that is every add-on's pods.)
+/// twin raises none of its attack twin's rules. Pods the replicaset
+/// controller creates in kube-system and kube-public (on EKS, every
+/// add-on's pods) are told apart by their image.
 #[test]
 #[ignore = "needs ../shared/realdata, which is not part of the project"]
 fn realdata_falco_attack_traces_alert_and_safe_twins_do_not() {
@@ -171,6 +179,18 @@ fn realdata_falco_attack_traces_alert_and_safe_twins_do_not() {
             "sensitive-hostpath",
             &["create_nginx_pod_unsensitive_mount"],
         ),
+        (
+            "create_pod_kube_system_namespace",
+            "system-namespace-foreign-image",
+            &["create_deployment", "create_nginx_pod_unprivileged"],
+        ),
+        (
+            "create_pod_kube_public_namespace",
+            "system-namespace-foreign-image",
+            &["create_deployment", "create_nginx_pod_unprivileged"],
+        ),
+        ("some-user_creates_namespace_foo", "unlisted-user", &[]),
+        ("some-user_creates_namespace_foo", "namespace-created", &[]),
         ("exec_pod", "exec-into-pod", &[]),
         ("attach_pod", "exec-into-pod", &[]),
         (
@@ -190,6 +210,11 @@ fn realdata_falco_attack_traces_alert_and_safe_twins_do_not() {
             );
         }
     }
+    // An allowed user creating the same namespace is still a new
+    // namespace, but no unlisted user.
+    let allowed = falco_rules("minikube_creates_namespace_foo");
+    assert!(!allowed.contains("unlisted-user"), "{allowed:?}");
+    assert!(allowed.contains("namespace-created"), "{allowed:?}");
 }
 
 /// An audit event with the fields of a Sigma selection set (the first
