@@ -9,6 +9,7 @@ pub mod engine;
 mod hit;
 pub mod hunt;
 mod matcher;
+mod params;
 pub mod rule;
 pub mod sigma;
 

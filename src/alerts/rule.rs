@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::AlertError;
+pub use super::params::Param;
+use super::params::substitute;
 use crate::source::cloudwatch::parse_duration;
 
 /// How bad an alert is.
@@ -43,33 +45,6 @@ pub struct Mitre {
     pub tactic: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub technique: Option<String>,
-}
-
-/// A rule parameter: a string or a list of strings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Param {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Param {
-    /// The value as a SQL literal: `${name}` is a quoted string or an
-    /// array of them, `${name:csv}` one string of the items joined by
-    /// commas.
-    pub fn to_sql(&self, csv: bool) -> String {
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        match self {
-            Param::One(s) => quote(s),
-            Param::Many(v) if csv => quote(&v.join(",")),
-            // Typed, so that `array_has` over it plans (and is false).
-            Param::Many(v) if v.is_empty() => "arrow_cast(make_array(), 'List(Utf8)')".into(),
-            Param::Many(v) => {
-                let items: Vec<String> = v.iter().map(|s| quote(s)).collect();
-                format!("make_array({})", items.join(", "))
-            }
-        }
-    }
 }
 
 /// At least `count` matching events (or distinct values of `distinct`)
@@ -263,40 +238,6 @@ pub fn line_of(text: &str, key: &str) -> Option<usize> {
     text.lines()
         .position(|l| l.starts_with(&prefix))
         .map(|i| i + 1)
-}
-
-/// Replaces `${name}` with the parameter's SQL literal.
-fn substitute(
-    sql: &str,
-    params: &BTreeMap<String, Param>,
-    path: &Path,
-) -> Result<String, AlertError> {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(at) = rest.find("${") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 2..];
-        let end = after.find('}').ok_or_else(|| AlertError::Rule {
-            path: path.to_path_buf(),
-            line: None,
-            reason: "unclosed ${ in the SQL".into(),
-        })?;
-        let (name, csv) = match after[..end].strip_suffix(":csv") {
-            Some(n) => (n, true),
-            None => (&after[..end], false),
-        };
-        let value = params.get(name).ok_or_else(|| AlertError::Rule {
-            path: path.to_path_buf(),
-            line: None,
-            reason: format!(
-                "${{{name}}} is not a parameter of this rule (declare it under params:)"
-            ),
-        })?;
-        out.push_str(&value.to_sql(csv));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 impl Rule {
