@@ -22,6 +22,9 @@ pub struct Report {
 pub struct Counts {
     /// Events decoded into rows.
     pub events: u64,
+    /// Lines the pre-filter skipped unread: they cannot hold an event the
+    /// query's filters keep (nor were they checked for problems).
+    pub prefiltered: u64,
     /// Messages skipped because they could not be read as audit events.
     pub bad_events: u64,
     /// Events kept as rows but with one or more fields of the wrong type nulled.
@@ -107,6 +110,10 @@ impl Report {
 
     pub fn add_events(&self, n: u64) {
         self.with(|c| c.events += n);
+    }
+
+    pub fn add_prefiltered(&self, n: u64) {
+        self.with(|c| c.prefiltered += n);
     }
 
     pub fn other_stream(&self) {

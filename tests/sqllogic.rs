@@ -83,7 +83,7 @@ fn connect() -> Result<Eksaudit, eksaudit::Error> {
         report.clone(),
     );
     Ok(Eksaudit {
-        ctx: query::session(Arc::new(source), report, 2)?,
+        ctx: query::session(Arc::new(source), report, 2, false)?,
     })
 }
 

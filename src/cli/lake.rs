@@ -258,7 +258,7 @@ async fn write_run(
     threads: usize,
     report: &Arc<Report>,
 ) -> crate::error::Result<Vec<Staged>> {
-    let ctx = query::session(source, report.clone(), threads)?;
+    let ctx = query::session(source, report.clone(), threads, true)?;
     let mut stream = Query::plan(&ctx, &ingest_sql(schema, Some("Int64")))
         .await?
         .stream()

@@ -279,7 +279,10 @@ pub(super) fn run_over(
                 ),
             }
         } else if parquet.is_empty() {
-            (query::session(source, report.clone(), partitions)?, None)
+            (
+                query::session(source, report.clone(), partitions, args.strict)?,
+                None,
+            )
         } else {
             (query::parquet_session(&parquet, partitions)?, None)
         };
@@ -414,9 +417,19 @@ pub(super) fn print_summary(c: &Counts, err: &mut dyn Write) {
     } else {
         String::new()
     };
+    // Problems are only found in the lines that were decoded.
+    let unread = if c.prefiltered > 0 {
+        format!(
+            "; {} more line(s) that cannot match the filters were skipped unread \
+             (--strict reads and checks every line)",
+            c.prefiltered
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         err,
-        "eksaudit: {} event(s) read: {}{more}",
+        "eksaudit: {} event(s) read: {}{more}{unread}",
         c.events + c.bad_events,
         parts.join(", ")
     );

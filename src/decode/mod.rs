@@ -9,6 +9,7 @@ mod columns;
 pub mod event;
 pub mod fast;
 pub mod lenient;
+pub mod prefilter;
 pub mod time;
 pub mod truncated;
 
@@ -24,6 +25,7 @@ use crate::source::Chunk;
 use columns::{Builder, Row};
 use event::Event;
 use fast::Want;
+use prefilter::Prefilter;
 
 /// Decodes chunks into batches of a fixed projection of the audit schema.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct Decoder {
     want: Want,
     /// Try the fast path first (always, except to test it against serde).
     fast: bool,
+    /// Lines that cannot match the query's filters are skipped unread.
+    prefilter: Option<Arc<Prefilter>>,
 }
 
 impl Decoder {
@@ -55,7 +59,15 @@ impl Decoder {
             schema,
             want,
             fast: true,
+            prefilter: None,
         }
+    }
+
+    /// The same decoder skipping, without decoding them, the lines that
+    /// `prefilter` says cannot match.
+    pub fn with_prefilter(mut self, prefilter: Option<Prefilter>) -> Self {
+        self.prefilter = prefilter.map(Arc::new);
+        self
     }
 
     /// The same decoder reading every event with serde only: the reference
@@ -77,8 +89,15 @@ impl Decoder {
             self.columns.iter().map(|c| Builder::new(*c, cap)).collect();
         let mut rows = 0usize;
         let mut problems = Vec::new();
+        let mut skipped = 0u64;
         for msg in &chunk.messages {
             let bytes = chunk.text(msg);
+            if let Some(p) = &self.prefilter
+                && !p.may_match(bytes)
+            {
+                skipped += 1;
+                continue;
+            }
             let file = &msg.origin.file;
             // SIMD check first; std's only to word the error.
             let text =
@@ -167,6 +186,9 @@ impl Decoder {
             rows += 1;
         }
         report.add_events(rows as u64);
+        if skipped > 0 {
+            report.add_prefiltered(skipped);
+        }
         let arrays = builders
             .iter_mut()
             .map(Builder::finish)

@@ -15,6 +15,7 @@ mod lake;
 mod names;
 pub mod pod;
 mod prepared;
+mod pushdown;
 pub mod saved;
 mod table;
 pub mod udf;
@@ -51,14 +52,21 @@ pub use table::AuditTable;
 /// The name of the table every query reads.
 pub const TABLE: &str = "audit";
 
-/// A session with the audit table over `source` registered.
+/// A session with the audit table over `source` registered. `strict`
+/// decodes every line (to report every bad one) instead of skipping the
+/// ones that cannot match the query's filters.
 pub fn session(
     source: Arc<dyn ChunkSource>,
     report: Arc<Report>,
     partitions: usize,
+    strict: bool,
 ) -> Result<SessionContext> {
     let ctx = context(partitions)?;
-    ctx.register_table(TABLE, Arc::new(AuditTable::new(source, report, partitions)))?;
+    let mut table = AuditTable::new(source, report, partitions);
+    if strict {
+        table = table.without_prefilter();
+    }
+    ctx.register_table(TABLE, Arc::new(table))?;
     Ok(ctx)
 }
 

@@ -17,7 +17,7 @@ use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -36,6 +36,9 @@ pub struct AuditTable {
     source: Arc<dyn ChunkSource>,
     report: Arc<Report>,
     partitions: usize,
+    /// Skip lines that cannot match the query's filters without decoding
+    /// them (off for `--strict`, which must see every bad line).
+    prefilter: bool,
 }
 
 impl AuditTable {
@@ -44,7 +47,14 @@ impl AuditTable {
             source,
             report,
             partitions: partitions.max(1),
+            prefilter: true,
         }
+    }
+
+    /// The same table decoding every line, whatever the filters.
+    pub fn without_prefilter(mut self) -> Self {
+        self.prefilter = false;
+        self
     }
 }
 
@@ -58,11 +68,20 @@ impl TableProvider for AuditTable {
         TableType::Base
     }
 
+    /// Every filter reaches `scan` (as Inexact: DataFusion still applies
+    /// it), where the ones that allow it become the decoder's pre-filter.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let columns = match projection {
@@ -76,7 +95,13 @@ impl TableProvider for AuditTable {
                 .collect::<Result<Vec<_>>>()?,
             None => Column::ALL.to_vec(),
         };
-        let decoder = Decoder::new(columns);
+        let prefilter = if self.prefilter {
+            super::pushdown::prefilter(filters)
+        } else {
+            None
+        };
+        log::debug!("filters {filters:?} give the pre-filter {prefilter:?}");
+        let decoder = Decoder::new(columns).with_prefilter(prefilter);
         let scan = Arc::new(Scan {
             source: self.source.clone(),
             report: self.report.clone(),

@@ -200,9 +200,7 @@ fn event() -> BoxedStrategy<String> {
 
 proptest! {
     // PROPTEST_CASES=20000 for a longer run.
-    #![proptest_config(ProptestConfig::with_cases(
-        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
-    ))]
+    #![proptest_config(ProptestConfig::with_cases(super::proptest_cases(300)))]
 
     #[test]
     fn fast_path_equals_serde_path(

@@ -16,6 +16,7 @@ mod formats;
 mod identities;
 mod insights;
 mod lake;
+mod prefilter;
 mod rbac;
 mod readme;
 mod realdata;
@@ -85,6 +86,14 @@ pub fn samples() -> String {
     root().join("samples").display().to_string()
 }
 
+/// Property-test cases: `PROPTEST_CASES`, else `default`.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Runs `sql` over `paths` through the library; returns the batches and the
 /// input report.
 pub fn run_sql<P: AsRef<Path>>(
@@ -99,6 +108,16 @@ pub fn run_sql_with<P: AsRef<Path>>(
     paths: &[P],
     opts: SourceOptions,
 ) -> eksaudit::Result<(Vec<RecordBatch>, Counts)> {
+    run_sql_on(sql, paths, opts, false)
+}
+
+/// `run_sql_with`, decoding every line when `strict` (no pre-filter).
+pub fn run_sql_on<P: AsRef<Path>>(
+    sql: &str,
+    paths: &[P],
+    opts: SourceOptions,
+    strict: bool,
+) -> eksaudit::Result<(Vec<RecordBatch>, Counts)> {
     let paths: Vec<String> = paths
         .iter()
         .map(|p| p.as_ref().display().to_string())
@@ -112,7 +131,7 @@ pub fn run_sql_with<P: AsRef<Path>>(
         .build()
         .unwrap();
     let batches = rt.block_on(async {
-        let ctx = query::session(Arc::new(source), report.clone(), 2)?;
+        let ctx = query::session(Arc::new(source), report.clone(), 2, strict)?;
         Query::plan(&ctx, sql).await?.collect().await
     })?;
     Ok((batches, report.counts()))
