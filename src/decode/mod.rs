@@ -15,7 +15,7 @@ pub mod truncated;
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -24,7 +24,7 @@ use crate::schema::{Column, audit_schema};
 use crate::source::Chunk;
 use columns::{Builder, Row};
 use event::Event;
-use fast::Want;
+use fast::{Fields, Want};
 use prefilter::Prefilter;
 
 /// Decodes chunks into batches of a fixed projection of the audit schema.
@@ -61,6 +61,30 @@ impl Decoder {
             fast: true,
             prefilter: None,
         }
+    }
+
+    /// The same decoder building only the fields `names` of the struct
+    /// column `column` (`user`, `impersonatedUser`, `objectRef`,
+    /// `responseStatus`); the others are null. Unknown names are ignored.
+    pub fn with_fields(mut self, column: Column, names: &[&str]) -> Self {
+        let schema = audit_schema();
+        let DataType::Struct(children) = schema.field(column.index()).data_type() else {
+            return self;
+        };
+        let bits = children
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| names.contains(&f.name().as_str()))
+            .fold(0u16, |acc, (i, _)| acc | 1 << i);
+        let slot = match column {
+            Column::User => &mut self.want.user_fields,
+            Column::ImpersonatedUser => &mut self.want.impersonated_fields,
+            Column::ObjectRef => &mut self.want.object_ref_fields,
+            Column::ResponseStatus => &mut self.want.status_fields,
+            _ => return self,
+        };
+        *slot = Fields(bits);
+        self
     }
 
     /// The same decoder skipping, without decoding them, the lines that
@@ -131,7 +155,7 @@ impl Decoder {
                 }
                 other => other,
             };
-            let event: Event<'_> = match parsed {
+            let mut event: Event<'_> = match parsed {
                 Ok(e) => e,
                 Err(e) => {
                     let kept = match truncated::strip_marker(text).and_then(truncated::salvage) {
@@ -149,6 +173,7 @@ impl Decoder {
                     kept
                 }
             };
+            event.trim(&self.want);
             if let Err(why) = event.check_is_audit() {
                 report.bad_event(file, msg.line, why);
                 continue;

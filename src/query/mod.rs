@@ -13,6 +13,7 @@ mod exprs;
 pub mod hints;
 mod lake;
 mod names;
+mod nested;
 pub mod pod;
 mod prepared;
 mod pushdown;
@@ -144,6 +145,7 @@ pub fn memory_session(
 fn context(partitions: usize) -> Result<SessionContext> {
     let mut ctx = SessionContext::new_with_config(config(SessionConfig::new(), partitions));
     equip(&mut ctx)?;
+    ctx.add_optimizer_rule(Arc::new(nested::NestedFields));
     Ok(ctx)
 }
 
@@ -342,4 +344,22 @@ fn with_display_names(df: DataFrame) -> Result<DataFrame> {
 /// Number of decode partitions: every core.
 pub fn default_partitions() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The optimized plan of `sql` over an audit table with no input, for
+/// tests of what the planner hands the scan.
+#[cfg(test)]
+fn optimized_plan(sql: &str) -> datafusion::logical_expr::LogicalPlan {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let report = Arc::new(Report::new());
+    let source = crate::source::FileSource::new(
+        Vec::new(),
+        crate::source::SourceOptions::default(),
+        report.clone(),
+    );
+    let ctx = session(Arc::new(source), report, 1, false).expect("a session");
+    rt.block_on(async { ctx.sql(sql).await?.into_optimized_plan() })
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }

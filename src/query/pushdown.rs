@@ -241,31 +241,15 @@ fn is_integer(t: &DataType) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::logical_expr::LogicalPlan;
 
     use super::*;
-    use crate::report::Report;
-    use crate::source::{FileSource, SourceOptions};
 
     /// The needles the audit table's scan gets for `sql`'s filters, as
     /// DataFusion plans them.
     fn needles(sql: &str) -> Vec<Vec<Needle>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let source = FileSource::new(
-            Vec::new(),
-            SourceOptions::default(),
-            Arc::new(Report::new()),
-        );
-        let ctx =
-            super::super::session(Arc::new(source), Arc::new(Report::new()), 1, false).unwrap();
-        let plan = rt
-            .block_on(async { ctx.sql(sql).await?.into_optimized_plan() })
-            .unwrap();
+        let plan = super::super::optimized_plan(sql);
         let mut filters = Vec::new();
         plan.apply(|p| {
             if let LogicalPlan::TableScan(scan) = p {

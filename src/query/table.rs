@@ -24,6 +24,7 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
+use super::nested::Needs;
 use crate::decode::Decoder;
 use crate::error::Error;
 use crate::report::Report;
@@ -31,7 +32,7 @@ use crate::schema::{Column, audit_schema};
 use crate::source::{Chunk, ChunkSource};
 
 /// The `audit` table over a set of inputs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AuditTable {
     source: Arc<dyn ChunkSource>,
     report: Arc<Report>,
@@ -39,6 +40,9 @@ pub struct AuditTable {
     /// Skip lines that cannot match the query's filters without decoding
     /// them (off for `--strict`, which must see every bad line).
     prefilter: bool,
+    /// The struct fields the query reads (set by the `NestedFields` rule);
+    /// `None`: every field.
+    needs: Option<Needs>,
 }
 
 impl AuditTable {
@@ -48,7 +52,20 @@ impl AuditTable {
             report,
             partitions: partitions.max(1),
             prefilter: true,
+            needs: None,
         }
+    }
+
+    /// The same table building only the struct fields in `needs`.
+    pub(super) fn with_needs(&self, needs: Needs) -> Self {
+        Self {
+            needs: Some(needs),
+            ..self.clone()
+        }
+    }
+
+    pub(super) fn needs(&self) -> Option<&Needs> {
+        self.needs.as_ref()
     }
 
     /// The same table decoding every line, whatever the filters.
@@ -101,7 +118,14 @@ impl TableProvider for AuditTable {
             None
         };
         log::debug!("filters {filters:?} give the pre-filter {prefilter:?}");
-        let decoder = Decoder::new(columns).with_prefilter(prefilter);
+        let mut decoder = Decoder::new(columns).with_prefilter(prefilter);
+        for (column, fields) in self.needs.iter().flatten() {
+            if let Some(fields) = fields {
+                let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+                decoder = decoder.with_fields(*column, &names);
+            }
+        }
+        log::debug!("nested fields read: {:?}", self.needs);
         let scan = Arc::new(Scan {
             source: self.source.clone(),
             report: self.report.clone(),

@@ -16,6 +16,7 @@ mod formats;
 mod identities;
 mod insights;
 mod lake;
+mod nested;
 mod prefilter;
 mod rbac;
 mod readme;

@@ -241,7 +241,7 @@ pub struct Output {
 
 enum Kind {
     File(OneFile),
-    Dir(Parts),
+    Dir(Box<Parts>),
 }
 
 impl Output {
@@ -251,11 +251,11 @@ impl Output {
     pub fn open(path: &Path, format: Option<Format>, written: u64) -> Result<Self, Error> {
         let is_dir = path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/');
         let kind = if is_dir {
-            Kind::Dir(Parts::open(
+            Kind::Dir(Box::new(Parts::open(
                 path,
                 format.unwrap_or(Format::NdjsonGz),
                 written,
-            )?)
+            )?))
         } else {
             let ext = |e: &str| path.extension().is_some_and(|x| x == e);
             let format = format.unwrap_or(if ext("gz") {

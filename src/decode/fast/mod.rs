@@ -23,6 +23,27 @@ use super::event::{Event, Json, ObjectMeta, ObjectRef, ResponseStatus, UserInfo}
 use super::lenient::{Int, Map, Presence, Str, StrList};
 use crate::schema::Column;
 
+/// Which children of a struct column a query reads: a bit per field, in
+/// the schema's order (`schema::user_fields`, `OBJECT_REF_FIELDS`,
+/// `response_status_fields`). The others are left null, unparsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields(pub u16);
+
+impl Fields {
+    pub const ALL: Fields = Fields(u16::MAX);
+
+    #[inline]
+    pub fn has(self, i: usize) -> bool {
+        self.0 & (1 << i) != 0
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 /// Which top-level fields to materialise.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Want {
@@ -39,6 +60,10 @@ pub struct Want {
     /// Either time column (the v1beta1 fallbacks serve both).
     pub times: bool,
     pub annotations: bool,
+    pub user_fields: Fields,
+    pub impersonated_fields: Fields,
+    pub object_ref_fields: Fields,
+    pub status_fields: Fields,
 }
 
 impl Want {
@@ -293,7 +318,7 @@ impl<'a> Parser<'a> {
         Some(Map::Value(entries))
     }
 
-    fn user(&mut self) -> Option<UserInfo<'a>> {
+    fn user(&mut self, f: Fields) -> Option<UserInfo<'a>> {
         if self.is_null() {
             return Some(UserInfo::default());
         }
@@ -303,17 +328,17 @@ impl<'a> Parser<'a> {
         };
         members!(self, |key| {
             match key.as_bytes() {
-                b"username" => u.username = self.str_field()?,
-                b"uid" => u.uid = self.str_field()?,
-                b"groups" => u.groups = self.str_list()?,
-                b"extra" => u.extra = self.map(Self::str_list)?,
+                b"username" if f.has(0) => u.username = self.str_field()?,
+                b"uid" if f.has(1) => u.uid = self.str_field()?,
+                b"groups" if f.has(2) => u.groups = self.str_list()?,
+                b"extra" if f.has(3) => u.extra = self.map(Self::str_list)?,
                 _ => self.skip()?,
             }
         });
         Some(u)
     }
 
-    fn object_ref(&mut self) -> Option<ObjectRef<'a>> {
+    fn object_ref(&mut self, f: Fields) -> Option<ObjectRef<'a>> {
         if self.is_null() {
             return Some(ObjectRef::default());
         }
@@ -323,21 +348,21 @@ impl<'a> Parser<'a> {
         };
         members!(self, |key| {
             match key.as_bytes() {
-                b"resource" => o.resource = self.str_field()?,
-                b"namespace" => o.namespace = self.str_field()?,
-                b"name" => o.name = self.str_field()?,
-                b"uid" => o.uid = self.str_field()?,
-                b"apiGroup" => o.api_group = self.str_field()?,
-                b"apiVersion" => o.api_version = self.str_field()?,
-                b"resourceVersion" => o.resource_version = self.str_field()?,
-                b"subresource" => o.subresource = self.str_field()?,
+                b"resource" if f.has(0) => o.resource = self.str_field()?,
+                b"namespace" if f.has(1) => o.namespace = self.str_field()?,
+                b"name" if f.has(2) => o.name = self.str_field()?,
+                b"uid" if f.has(3) => o.uid = self.str_field()?,
+                b"apiGroup" if f.has(4) => o.api_group = self.str_field()?,
+                b"apiVersion" if f.has(5) => o.api_version = self.str_field()?,
+                b"resourceVersion" if f.has(6) => o.resource_version = self.str_field()?,
+                b"subresource" if f.has(7) => o.subresource = self.str_field()?,
                 _ => self.skip()?,
             }
         });
         Some(o)
     }
 
-    fn status(&mut self) -> Option<ResponseStatus<'a>> {
+    fn status(&mut self, f: Fields) -> Option<ResponseStatus<'a>> {
         if self.is_null() {
             return Some(ResponseStatus::default());
         }
@@ -347,10 +372,10 @@ impl<'a> Parser<'a> {
         };
         members!(self, |key| {
             match key.as_bytes() {
-                b"code" => s.code = self.int()?,
-                b"status" => s.status = self.str_field()?,
-                b"reason" => s.reason = self.str_field()?,
-                b"message" => s.message = self.str_field()?,
+                b"code" if f.has(0) => s.code = self.int()?,
+                b"status" if f.has(1) => s.status = self.str_field()?,
+                b"reason" if f.has(2) => s.reason = self.str_field()?,
+                b"message" if f.has(3) => s.message = self.str_field()?,
                 _ => self.skip()?,
             }
         });
@@ -416,14 +441,18 @@ impl<'a> Parser<'a> {
                 b"requestURI" => e.request_uri = self.str_field()?,
                 b"level" if want.level => e.level = self.str_field()?,
                 b"stage" if want.stage => e.stage = self.str_field()?,
-                b"user" if want.user => e.user = self.user()?,
+                b"user" if want.user => e.user = self.user(want.user_fields)?,
                 b"impersonatedUser" if want.impersonated_user => {
-                    e.impersonated_user = self.user()?
+                    e.impersonated_user = self.user(want.impersonated_fields)?
                 }
                 b"sourceIPs" if want.source_ips => e.source_ips = self.str_list()?,
                 b"userAgent" if want.user_agent => e.user_agent = self.str_field()?,
-                b"objectRef" if want.object_ref => e.object_ref = self.object_ref()?,
-                b"responseStatus" if want.response_status => e.response_status = self.status()?,
+                b"objectRef" if want.object_ref => {
+                    e.object_ref = self.object_ref(want.object_ref_fields)?
+                }
+                b"responseStatus" if want.response_status => {
+                    e.response_status = self.status(want.status_fields)?
+                }
                 b"requestObject" if want.request_object => e.request_object = self.raw()?,
                 b"responseObject" if want.response_object => e.response_object = self.raw()?,
                 b"requestReceivedTimestamp" if want.times => {
