@@ -1,9 +1,11 @@
 //! The `audit` table: a source (files, or a CloudWatch pull) read and
 //! decoded as a query scans it.
 //!
-//! A custom `TableProvider` for one reason, projection pushdown: only the
-//! columns a query reads are built, so `raw`, `requestObject` and friends
-//! cost nothing unless asked for. Execution reuses DataFusion's
+//! A custom `TableProvider` so that the scan does only what the query
+//! needs: only the columns it reads are built (`raw`, `requestObject` and
+//! friends cost nothing unless asked for), only the struct fields it names
+//! (set by the `nested` rule), and lines that cannot pass its filters are
+//! skipped unread (`pushdown`). Execution reuses DataFusion's
 //! `StreamingTableExec`. One reader thread frames the inputs into chunks
 //! (bounded channel, so memory stays bounded by the query, not the input);
 //! one decoder per partition turns chunks into batches on every core.
