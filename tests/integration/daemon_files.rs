@@ -5,11 +5,41 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::root;
+
+/// A daemon's config in `dir`: following `follow` with the rules in
+/// `rules`, alerts to a file sink, metrics on a free port, then `sinks`.
+struct Setup {
+    config: PathBuf,
+    alerts: PathBuf,
+    state: PathBuf,
+    metrics_port: u16,
+}
+
+fn setup(dir: &Path, follow: &Path, rules: &Path, sinks: &str) -> Setup {
+    let alerts = dir.join("alerts.ndjson");
+    let state = dir.join("state");
+    let metrics_port = crate::free_port();
+    let config = dir.join("eksaudit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = {state:?}\nlisten = \"127.0.0.1:{metrics_port}\"\ninterval = \"100ms\"\n\
+             follow = [{follow:?}]\nrules = {rules:?}\n\n[[sinks]]\ntype = \"file\"\npath = {alerts:?}\n{sinks}"
+        ),
+    )
+    .unwrap();
+    Setup {
+        config,
+        alerts,
+        state,
+        metrics_port,
+    }
+}
 
 fn start(config: &Path, hook: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_eksaudit"))
@@ -77,23 +107,20 @@ fn follows_a_file_reloads_on_sighup_and_holds_alerts_for_a_sink_that_is_down() {
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
     let log = logs.join("audit.log");
-    let alerts = dir.path().join("alerts.ndjson");
-    let state = dir.path().join("state");
     // A webhook on a port where nothing listens yet.
     let hook_port = crate::free_port();
     let hook = format!("http://127.0.0.1:{hook_port}/hook");
-    let metrics_port = crate::free_port();
-    let config = dir.path().join("eksaudit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\nstate_dir = {state:?}\nlisten = \"127.0.0.1:{metrics_port}\"\ninterval = \"100ms\"\n\
-             follow = [{logs:?}]\nrules = {rules:?}\n\n\
-             [[sinks]]\ntype = \"file\"\npath = {alerts:?}\n\n\
-             [[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl_env = \"EKSAUDIT_TEST_HOOK\"\nformat = \"slack\"\n"
-        ),
-    )
-    .unwrap();
+    let Setup {
+        config,
+        alerts,
+        state,
+        metrics_port,
+    } = setup(
+        dir.path(),
+        &logs,
+        &rules,
+        "\n[[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl_env = \"EKSAUDIT_TEST_HOOK\"\nformat = \"slack\"\n",
+    );
     let mut daemon = start(&config, &hook);
 
     // The file sink gets the first alert; the webhook is down, so the alert
@@ -211,18 +238,12 @@ fn a_sequence_started_before_a_sigkill_completes_after_it() {
     )
     .unwrap();
     let log = dir.path().join("audit.log");
-    let alerts = dir.path().join("alerts.ndjson");
-    let state = dir.path().join("state");
-    let metrics_port = crate::free_port();
-    let config = dir.path().join("eksaudit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\nstate_dir = {state:?}\nlisten = \"127.0.0.1:{metrics_port}\"\ninterval = \"100ms\"\n\
-             follow = [{log:?}]\nrules = {rules:?}\n\n[[sinks]]\ntype = \"file\"\npath = {alerts:?}\n"
-        ),
-    )
-    .unwrap();
+    let Setup {
+        config,
+        alerts,
+        metrics_port,
+        ..
+    } = setup(dir.path(), &log, &rules, "");
     let fires = events(&format!("{rule}.fires.ndjson"));
     let (first, second) = fires.split_once('\n').unwrap();
     append(&log, &format!("{first}\n"));
