@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder, StructArray,
-    TimestampMicrosecondBuilder, UInt64Builder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, ListBuilder, MapBuilder, StringBuilder,
+    StructArray, TimestampMicrosecondBuilder, UInt64Builder, new_null_array,
 };
+use datafusion::arrow::datatypes::Fields as ArrowFields;
 use datafusion::arrow::error::ArrowError;
 
 use super::event::{Event, ObjectRef, ResponseStatus, Times, UserInfo};
+use super::fast::Fields;
 use super::lenient::{Int, Map, Presence, StrList};
 use crate::schema::{self, Column};
 use crate::source::Message;
@@ -40,73 +42,119 @@ fn str_list(b: &mut StrListBuilder, v: &StrList<'_>) {
     }
 }
 
+/// A child of a struct column: built only when the query reads it (nested
+/// projection); otherwise it finishes as an all-null array, without a
+/// per-row append.
+fn child<B>(fields: Fields, i: usize, make: impl FnOnce() -> B) -> Option<B> {
+    fields.has(i).then(make)
+}
+
+/// Finishes a struct column from its children (None: not read, all null).
+fn finish_struct(
+    fields: ArrowFields,
+    children: Vec<Option<&mut dyn ArrayBuilder>>,
+    nulls: &mut NullBufferBuilder,
+) -> Result<ArrayRef, ArrowError> {
+    let len = nulls.len();
+    let arrays = children
+        .into_iter()
+        .zip(fields.iter())
+        .map(|(b, f)| match b {
+            Some(b) => b.finish(),
+            None => new_null_array(f.data_type(), len),
+        })
+        .collect();
+    Ok(Arc::new(StructArray::try_new(
+        fields,
+        arrays,
+        nulls.finish(),
+    )?))
+}
+
 /// `user` / `impersonatedUser`.
 pub struct UserBuilder {
-    username: StringBuilder,
-    uid: StringBuilder,
-    groups: StrListBuilder,
-    extra: MapBuilder<StringBuilder, StrListBuilder>,
+    username: Option<StringBuilder>,
+    uid: Option<StringBuilder>,
+    groups: Option<StrListBuilder>,
+    extra: Option<MapBuilder<StringBuilder, StrListBuilder>>,
     nulls: NullBufferBuilder,
 }
 
 impl UserBuilder {
-    fn new(cap: usize) -> Self {
+    fn new(cap: usize, f: Fields) -> Self {
         Self {
-            username: StringBuilder::with_capacity(cap, cap * 16),
-            uid: StringBuilder::with_capacity(cap, cap * 8),
-            groups: ListBuilder::new(StringBuilder::new()),
-            extra: MapBuilder::new(
-                None,
-                StringBuilder::new(),
-                ListBuilder::new(StringBuilder::new()),
-            ),
+            username: child(f, 0, || StringBuilder::with_capacity(cap, cap * 16)),
+            uid: child(f, 1, || StringBuilder::with_capacity(cap, cap * 8)),
+            groups: child(f, 2, || ListBuilder::new(StringBuilder::new())),
+            extra: child(f, 3, || {
+                MapBuilder::new(
+                    None,
+                    StringBuilder::new(),
+                    ListBuilder::new(StringBuilder::new()),
+                )
+            }),
             nulls: NullBufferBuilder::new(cap),
         }
     }
 
     fn append(&mut self, u: &UserInfo<'_>) -> Result<(), ArrowError> {
-        self.username.append_option(u.username.get());
-        self.uid.append_option(u.uid.get());
-        str_list(&mut self.groups, &u.groups);
-        match &u.extra {
-            Map::Value(entries) => {
-                for (k, v) in entries {
-                    self.extra.keys().append_value(k);
-                    str_list(self.extra.values(), v);
+        if let Some(b) = &mut self.username {
+            b.append_option(u.username.get());
+        }
+        if let Some(b) = &mut self.uid {
+            b.append_option(u.uid.get());
+        }
+        if let Some(b) = &mut self.groups {
+            str_list(b, &u.groups);
+        }
+        if let Some(b) = &mut self.extra {
+            match &u.extra {
+                Map::Value(entries) => {
+                    for (k, v) in entries {
+                        b.keys().append_value(k);
+                        str_list(b.values(), v);
+                    }
+                    b.append(true)?;
                 }
-                self.extra.append(true)?;
+                _ => b.append(false)?,
             }
-            _ => self.extra.append(false)?,
         }
         self.nulls.append(u.presence == Presence::Present);
         Ok(())
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let children: Vec<ArrayRef> = vec![
-            Arc::new(self.username.finish()),
-            Arc::new(self.uid.finish()),
-            Arc::new(self.groups.finish()),
-            Arc::new(self.extra.finish()),
+        let children: Vec<Option<&mut dyn ArrayBuilder>> = vec![
+            self.username.as_mut().map(|b| b as _),
+            self.uid.as_mut().map(|b| b as _),
+            self.groups.as_mut().map(|b| b as _),
+            self.extra.as_mut().map(|b| b as _),
         ];
-        Ok(Arc::new(StructArray::try_new(
-            schema::user_fields(),
-            children,
-            self.nulls.finish(),
-        )?))
+        finish_struct(schema::user_fields(), children, &mut self.nulls)
     }
 }
 
 /// A struct of nullable strings (`objectRef`).
 pub struct ObjectRefBuilder {
-    fields: Vec<StringBuilder>,
+    fields: Vec<Option<StringBuilder>>,
     nulls: NullBufferBuilder,
 }
 
 impl ObjectRefBuilder {
+    fn new(cap: usize, f: Fields) -> Self {
+        Self {
+            fields: (0..schema::OBJECT_REF_FIELDS.len())
+                .map(|i| child(f, i, || StringBuilder::with_capacity(cap, cap * 8)))
+                .collect(),
+            nulls: NullBufferBuilder::new(cap),
+        }
+    }
+
     fn append(&mut self, o: &ObjectRef<'_>) {
         for (b, v) in self.fields.iter_mut().zip(o.fields()) {
-            b.append_option(v.get());
+            if let Some(b) = b {
+                b.append_option(v.get());
+            }
         }
         self.nulls.append(o.presence == Presence::Present);
     }
@@ -115,50 +163,59 @@ impl ObjectRefBuilder {
         let children = self
             .fields
             .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .map(|b| b.as_mut().map(|b| b as &mut dyn ArrayBuilder))
             .collect();
-        Ok(Arc::new(StructArray::try_new(
-            schema::object_ref_fields(),
-            children,
-            self.nulls.finish(),
-        )?))
+        finish_struct(schema::object_ref_fields(), children, &mut self.nulls)
     }
 }
 
 /// `responseStatus`.
 pub struct StatusBuilder {
-    code: Int32Builder,
-    status: StringBuilder,
-    reason: StringBuilder,
-    message: StringBuilder,
+    code: Option<Int32Builder>,
+    status: Option<StringBuilder>,
+    reason: Option<StringBuilder>,
+    message: Option<StringBuilder>,
     nulls: NullBufferBuilder,
 }
 
 impl StatusBuilder {
+    fn new(cap: usize, f: Fields) -> Self {
+        Self {
+            code: child(f, 0, || Int32Builder::with_capacity(cap)),
+            status: child(f, 1, StringBuilder::new),
+            reason: child(f, 2, StringBuilder::new),
+            message: child(f, 3, StringBuilder::new),
+            nulls: NullBufferBuilder::new(cap),
+        }
+    }
+
     fn append(&mut self, s: &ResponseStatus<'_>) {
-        let code = match s.code {
-            Int::Value(c) => i32::try_from(c).ok(),
-            _ => None,
-        };
-        self.code.append_option(code);
-        self.status.append_option(s.status.get());
-        self.reason.append_option(s.reason.get());
-        self.message.append_option(s.message.get());
+        if let Some(b) = &mut self.code {
+            b.append_option(match s.code {
+                Int::Value(c) => i32::try_from(c).ok(),
+                _ => None,
+            });
+        }
+        for (b, v) in [
+            (&mut self.status, &s.status),
+            (&mut self.reason, &s.reason),
+            (&mut self.message, &s.message),
+        ] {
+            if let Some(b) = b {
+                b.append_option(v.get());
+            }
+        }
         self.nulls.append(s.presence == Presence::Present);
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let children: Vec<ArrayRef> = vec![
-            Arc::new(self.code.finish()),
-            Arc::new(self.status.finish()),
-            Arc::new(self.reason.finish()),
-            Arc::new(self.message.finish()),
+        let children: Vec<Option<&mut dyn ArrayBuilder>> = vec![
+            self.code.as_mut().map(|b| b as _),
+            self.status.as_mut().map(|b| b as _),
+            self.reason.as_mut().map(|b| b as _),
+            self.message.as_mut().map(|b| b as _),
         ];
-        Ok(Arc::new(StructArray::try_new(
-            schema::response_status_fields(),
-            children,
-            self.nulls.finish(),
-        )?))
+        finish_struct(schema::response_status_fields(), children, &mut self.nulls)
     }
 }
 
@@ -176,27 +233,18 @@ pub enum Builder {
 }
 
 impl Builder {
-    pub fn new(col: Column, cap: usize) -> Self {
+    /// The builder of `col`; `fields` are the children a struct column
+    /// builds (the others finish all null).
+    pub fn new(col: Column, cap: usize, fields: Fields) -> Self {
         let time =
             || Builder::Time(TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"));
         match col {
             Column::User | Column::ImpersonatedUser => {
-                Builder::User(Box::new(UserBuilder::new(cap)))
+                Builder::User(Box::new(UserBuilder::new(cap, fields)))
             }
             Column::SourceIps => Builder::StrList(ListBuilder::new(StringBuilder::new())),
-            Column::ObjectRef => Builder::ObjectRef(ObjectRefBuilder {
-                fields: (0..schema::OBJECT_REF_FIELDS.len())
-                    .map(|_| StringBuilder::with_capacity(cap, cap * 8))
-                    .collect(),
-                nulls: NullBufferBuilder::new(cap),
-            }),
-            Column::ResponseStatus => Builder::Status(StatusBuilder {
-                code: Int32Builder::with_capacity(cap),
-                status: StringBuilder::new(),
-                reason: StringBuilder::new(),
-                message: StringBuilder::new(),
-                nulls: NullBufferBuilder::new(cap),
-            }),
+            Column::ObjectRef => Builder::ObjectRef(ObjectRefBuilder::new(cap, fields)),
+            Column::ResponseStatus => Builder::Status(StatusBuilder::new(cap, fields)),
             Column::Annotations => Builder::StrMap(MapBuilder::new(
                 None,
                 StringBuilder::new(),

@@ -276,6 +276,15 @@ macro_rules! lenient_struct {
             $(pub $field: $ty,)*
         }
 
+        impl $name<'_> {
+            /// Back to the default (absent) state, field by field in place.
+            #[allow(dead_code)]
+            pub fn clear(&mut self) {
+                self.presence = Default::default();
+                $(self.$field = Default::default();)*
+            }
+        }
+
         impl<'de> serde::Deserialize<'de> for $name<'de> {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess};

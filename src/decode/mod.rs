@@ -21,9 +21,9 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::report::Report;
 use crate::schema::{Column, audit_schema};
-use crate::source::Chunk;
+use crate::source::{Chunk, Message};
 use columns::{Builder, Row};
-use event::Event;
+use event::{Event, Problem};
 use fast::{Fields, Want};
 use prefilter::Prefilter;
 
@@ -108,12 +108,10 @@ impl Decoder {
     /// Decodes one chunk. Problems with individual events go to `report`;
     /// an error here is a bug in building arrays, not bad input.
     pub fn decode(&self, chunk: &Chunk, report: &Report) -> Result<RecordBatch, ArrowError> {
-        let cap = chunk.messages.len();
-        let mut builders: Vec<Builder> =
-            self.columns.iter().map(|c| Builder::new(*c, cap)).collect();
-        let mut rows = 0usize;
-        let mut problems = Vec::new();
+        let mut batch = self.batch(chunk.messages.len());
         let mut skipped = 0u64;
+        // The fast path's events, one reused for every line.
+        let mut slot = Event::default();
         for msg in &chunk.messages {
             let bytes = chunk.text(msg);
             if let Some(p) = &self.prefilter
@@ -122,111 +120,191 @@ impl Decoder {
                 skipped += 1;
                 continue;
             }
-            let file = &msg.origin.file;
-            // SIMD check first; std's only to word the error.
-            let text =
-                match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        report.bad_event(file, msg.line, format_args!("invalid UTF-8: {e}"));
-                        continue;
-                    }
-                };
-            let fast = if self.fast {
-                fast::parse_event(text, &self.want)
-            } else {
-                None
+            let Some(text) = utf8(bytes, msg, report) else {
+                continue;
             };
             let salvaged: String;
             let clamped: String;
+            let by_serde: Event<'_>;
             let mut cut = false;
-            // The fast path never reads the struct fields `want` leaves
-            // out; what serde read must be trimmed to match.
-            let by_serde = fast.is_none();
-            let parsed = fast.map_or_else(|| serde_json::from_str(text), Ok);
-            let parsed = match parsed {
-                // A number beyond f64 (`1e400`): the event is kept and the
-                // field reported (see `clamp_huge_numbers`).
-                Err(e) if e.to_string().starts_with("number out of range") => {
-                    match lenient::clamp_huge_numbers(text) {
-                        Some(c) => {
-                            clamped = c;
-                            serde_json::from_str(&clamped)
+            let event: &Event<'_> =
+                if self.fast && fast::parse_event_into(text, &self.want, &mut slot) {
+                    &slot
+                } else {
+                    let parsed = match serde_json::from_str(text) {
+                        // A number beyond f64 (`1e400`): the event is kept and
+                        // the field reported (see `clamp_huge_numbers`).
+                        Err(e) if e.to_string().starts_with("number out of range") => {
+                            match lenient::clamp_huge_numbers(text) {
+                                Some(c) => {
+                                    clamped = c;
+                                    serde_json::from_str(&clamped)
+                                }
+                                None => Err(e),
+                            }
                         }
-                        None => Err(e),
-                    }
-                }
-                other => other,
-            };
-            let mut event: Event<'_> = match parsed {
-                Ok(e) => e,
-                Err(e) => {
-                    let kept = match truncated::strip_marker(text).and_then(truncated::salvage) {
-                        Some(s) => {
-                            salvaged = s;
-                            serde_json::from_str(&salvaged).ok()
+                        other => other,
+                    };
+                    let mut event: Event<'_> = match parsed {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let kept =
+                                match truncated::strip_marker(text).and_then(truncated::salvage) {
+                                    Some(s) => {
+                                        salvaged = s;
+                                        serde_json::from_str(&salvaged).ok()
+                                    }
+                                    None => None,
+                                };
+                            let Some(kept) = kept else {
+                                let file = &msg.origin.file;
+                                report.bad_event(file, msg.line, format_args!("invalid JSON: {e}"));
+                                continue;
+                            };
+                            cut = true;
+                            kept
                         }
-                        None => None,
                     };
-                    let Some(kept) = kept else {
-                        report.bad_event(file, msg.line, format_args!("invalid JSON: {e}"));
-                        continue;
-                    };
-                    cut = true;
-                    kept
-                }
-            };
-            if by_serde {
-                event.trim(&self.want);
-            }
-            if let Err(why) = event.check_is_audit() {
-                report.bad_event(file, msg.line, why);
-                continue;
-            }
-            problems.clear();
-            let times = event.check_fields(&self.want, &mut problems);
-            if cut {
-                report.truncated(
-                    file,
-                    msg.line,
-                    format_args!(
-                        "truncated by CloudWatch (over 256 KB): kept the fields before the cut, \
-                         truncated = true"
-                    ),
-                );
-            }
-            if !problems.is_empty() {
-                let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-                report.bad_field(
-                    file,
-                    msg.line,
-                    format_args!("kept the event with these fields null: {}", list.join(", ")),
-                );
-            }
-            let row = Row {
-                event: &event,
-                times,
-                msg,
-                text,
-                truncated: cut,
-            };
-            for (b, c) in builders.iter_mut().zip(&self.columns) {
-                b.append(*c, &row)?;
-            }
-            rows += 1;
+                    // The fast path never reads the struct fields `want`
+                    // leaves out; what serde read must be trimmed to match.
+                    event.trim(&self.want);
+                    by_serde = event;
+                    &by_serde
+                };
+            batch.append(event, msg, text, cut, report)?;
         }
-        report.add_events(rows as u64);
         if skipped > 0 {
             report.add_prefiltered(skipped);
         }
-        let arrays = builders
+        batch.finish(report)
+    }
+
+    /// Decodes one chunk with another JSON parser, so that benchmarks can
+    /// compare parsers on equal terms (the same checks, the same Arrow
+    /// output). `parse` reads a message and hands the event it built to its
+    /// second argument, or returns false to have the message reported as
+    /// invalid JSON.
+    pub fn decode_with<P>(
+        &self,
+        chunk: &Chunk,
+        report: &Report,
+        mut parse: P,
+    ) -> Result<RecordBatch, ArrowError>
+    where
+        P: FnMut(&str, &mut dyn FnMut(&Event<'_>)) -> bool,
+    {
+        let mut batch = self.batch(chunk.messages.len());
+        for msg in &chunk.messages {
+            let Some(text) = utf8(chunk.text(msg), msg, report) else {
+                continue;
+            };
+            let mut result = Ok(());
+            let parsed = parse(text, &mut |event| {
+                result = batch.append(event, msg, text, false, report);
+            });
+            result?;
+            if !parsed {
+                report.bad_event(&msg.origin.file, msg.line, "invalid JSON");
+            }
+        }
+        batch.finish(report)
+    }
+
+    fn batch(&self, cap: usize) -> Batch<'_> {
+        Batch {
+            decoder: self,
+            builders: self
+                .columns
+                .iter()
+                .map(|c| Builder::new(*c, cap, self.want.fields_of(*c)))
+                .collect(),
+            rows: 0,
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// The message as text, or None (reported) when it is not UTF-8.
+fn utf8<'b>(bytes: &'b [u8], msg: &Message, report: &Report) -> Option<&'b str> {
+    // SIMD check first; std's only to word the error.
+    match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let file = &msg.origin.file;
+            report.bad_event(file, msg.line, format_args!("invalid UTF-8: {e}"));
+            None
+        }
+    }
+}
+
+/// One chunk's rows being built.
+struct Batch<'d> {
+    decoder: &'d Decoder,
+    builders: Vec<Builder>,
+    rows: usize,
+    problems: Vec<Problem>,
+}
+
+impl Batch<'_> {
+    /// Appends a parsed event as a row, or reports why it is not one.
+    fn append(
+        &mut self,
+        event: &Event<'_>,
+        msg: &Message,
+        text: &str,
+        cut: bool,
+        report: &Report,
+    ) -> Result<(), ArrowError> {
+        let file = &msg.origin.file;
+        if let Err(why) = event.check_is_audit() {
+            report.bad_event(file, msg.line, why);
+            return Ok(());
+        }
+        self.problems.clear();
+        let times = event.check_fields(&self.decoder.want, &mut self.problems);
+        if cut {
+            report.truncated(
+                file,
+                msg.line,
+                format_args!(
+                    "truncated by CloudWatch (over 256 KB): kept the fields before the cut, \
+                     truncated = true"
+                ),
+            );
+        }
+        if !self.problems.is_empty() {
+            let list: Vec<String> = self.problems.iter().map(|p| p.to_string()).collect();
+            report.bad_field(
+                file,
+                msg.line,
+                format_args!("kept the event with these fields null: {}", list.join(", ")),
+            );
+        }
+        let row = Row {
+            event,
+            times,
+            msg,
+            text,
+            truncated: cut,
+        };
+        for (b, c) in self.builders.iter_mut().zip(&self.decoder.columns) {
+            b.append(*c, &row)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(mut self, report: &Report) -> Result<RecordBatch, ArrowError> {
+        report.add_events(self.rows as u64);
+        let arrays = self
+            .builders
             .iter_mut()
             .map(Builder::finish)
             .collect::<Result<Vec<_>, _>>()?;
         RecordBatch::try_new_with_options(
-            self.schema.clone(),
+            self.decoder.schema.clone(),
             arrays,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
+            &RecordBatchOptions::new().with_row_count(Some(self.rows)),
         )
     }
 }

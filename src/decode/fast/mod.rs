@@ -91,6 +91,17 @@ impl Want {
         w
     }
 
+    /// The struct fields built of `column` (all of a non-struct column).
+    pub fn fields_of(&self, column: Column) -> Fields {
+        match column {
+            Column::User => self.user_fields,
+            Column::ImpersonatedUser => self.impersonated_fields,
+            Column::ObjectRef => self.object_ref_fields,
+            Column::ResponseStatus => self.status_fields,
+            _ => Fields::ALL,
+        }
+    }
+
     /// Everything.
     pub fn all() -> Self {
         Self::for_columns(&Column::ALL)
@@ -99,15 +110,26 @@ impl Want {
 
 /// Reads one event, or `None` to let the serde path read it.
 pub fn parse_event<'a>(text: &'a str, want: &Want) -> Option<Event<'a>> {
+    let mut ev = Event::default();
+    parse_event_into(text, want, &mut ev).then_some(ev)
+}
+
+/// Reads one event into `ev` (overwriting it), or returns false to let the
+/// serde path read it, leaving `ev` in an unspecified state. The decoder
+/// reuses one `ev` for a chunk's events: an event is over a kilobyte, and
+/// returning it by value copied it several times per line.
+pub fn parse_event_into<'a>(text: &'a str, want: &Want, ev: &mut Event<'a>) -> bool {
     let mut p = Parser {
         b: text.as_bytes(),
         s: text,
         i: 0,
     };
     p.ws();
-    let ev = p.event(want)?;
+    if p.event(want, ev).is_none() {
+        return false;
+    }
     p.ws();
-    (p.i == p.b.len()).then_some(ev)
+    p.i == p.b.len()
 }
 
 struct Parser<'a> {
@@ -427,11 +449,9 @@ impl<'a> Parser<'a> {
         Some(Json(Some(&self.s[start..self.i])))
     }
 
-    fn event(&mut self, want: &Want) -> Option<Event<'a>> {
-        let mut e = Event {
-            presence: Presence::Present,
-            ..Default::default()
-        };
+    fn event(&mut self, want: &Want, e: &mut Event<'a>) -> Option<()> {
+        e.clear();
+        e.presence = Presence::Present;
         members!(self, |key| {
             match key.as_bytes() {
                 b"kind" => e.kind = self.str_field()?,
@@ -465,6 +485,6 @@ impl<'a> Parser<'a> {
                 _ => self.skip()?,
             }
         });
-        Some(e)
+        Some(())
     }
 }
