@@ -9,8 +9,9 @@
 //!   query names (nested projection: `user.username`, `objectRef.resource`
 //!   and `.namespace`, `responseStatus.code`);
 //! - each with the fast path (`eksaudit`), the serde reference path
-//!   (`serde`), and arrow-json with the fixed schema (`arrow-json`), kept as
-//!   a permanent baseline so the gap stays visible;
+//!   (`serde`), simd-json's tape read into the same rows (`simd-json`, see
+//!   `support/simd_json.rs`), and arrow-json with the fixed schema
+//!   (`arrow-json`), kept as permanent baselines so the gaps stay visible;
 //! - `pipeline`: whole files through the file source (read, gzip inflate,
 //!   framing, decode), plain and gzip.
 //!
@@ -26,9 +27,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::json::ReaderBuilder;
 use eksaudit::Decoder;
+use eksaudit::decode::fast::Want;
 use eksaudit::report::Report;
 use eksaudit::schema::{Column, audit_schema};
 use eksaudit::source::{Chunk, FileSource, Input, SourceOptions};
+
+#[path = "support/simd_json.rs"]
+mod simd_json_baseline;
+
+use simd_json_baseline::SimdJson;
 
 const EVENTS: u64 = 20_000;
 
@@ -102,6 +109,24 @@ fn decode_group(
         b.iter(|| {
             for chunk in chunks {
                 black_box(reference.decode(chunk, &report).expect("decodes"));
+            }
+        })
+    });
+    let mut simd = SimdJson::new(Want::for_columns(&columns));
+    let mut simd_decode = |chunk: &Chunk| {
+        fast.decode_with(chunk, &report, |text, row| simd.parse(text, row))
+            .expect("decodes")
+    };
+    // The baseline must build what the decoder builds, or it measures
+    // something else.
+    for chunk in chunks {
+        let ours = fast.decode(chunk, &report).expect("decodes");
+        assert_eq!(simd_decode(chunk), ours, "simd-json baseline differs");
+    }
+    g.bench_function("simd-json", |b| {
+        b.iter(|| {
+            for chunk in chunks {
+                black_box(simd_decode(chunk));
             }
         })
     });
