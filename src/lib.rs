@@ -19,6 +19,7 @@ pub mod failpoint;
 pub mod insights;
 pub mod lake;
 mod memory;
+pub mod page;
 pub mod query;
 pub mod rbac;
 pub mod report;

@@ -40,6 +40,32 @@ pub struct Alert {
     pub audit_ids: Vec<String>,
 }
 
+impl Alert {
+    /// What was done, in a few words: `verb resource/subresource
+    /// namespace/name (command)`, or the request URI when there is no
+    /// resource.
+    pub fn what(&self) -> String {
+        let resource = match (&self.resource, &self.subresource) {
+            (Some(r), Some(sub)) => Some(format!("{r}/{sub}")),
+            (r, _) => r.clone(),
+        };
+        let object = [self.namespace.as_deref(), self.name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/");
+        let target = match resource {
+            Some(r) => format!("{r} {object}"),
+            None => self.request_uri.clone().unwrap_or_default(),
+        };
+        let mut s = format!("{} {}", self.verb.as_deref().unwrap_or(""), target.trim());
+        if let Some(c) = &self.command {
+            s.push_str(&format!(" ({c})"));
+        }
+        s
+    }
+}
+
 /// FNV-1a, 64 bits: stable across versions and platforms (std's hasher
 /// is not), which alert ids must be.
 pub(crate) fn fnv1a(parts: &[&str]) -> u64 {

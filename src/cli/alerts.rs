@@ -1,7 +1,6 @@
 //! `eksaudit alerts`: run the rules over files (hunting), list them, test
 //! them against their own events, lint them.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,7 +15,7 @@ use super::{AlertsArgs, AlertsCommand, AlertsRunArgs, RulesArgs};
 use crate::alerts::{self, Alert, AlertError, Engine, FIRES, Hunt, HuntStats, QUIET, Rule, hunt};
 use crate::decode::Decoder;
 use crate::report::Report;
-use crate::source::{Chunk, FileSource, SourceOptions, expand_paths};
+use crate::source::{FileSource, SourceOptions, expand_paths};
 
 pub const AFTER_HELP: &str = "\
 Exit status:
@@ -75,76 +74,6 @@ fn load(args: &RulesArgs) -> anyhow::Result<Vec<Rule>> {
         .map_err(|e| anyhow::anyhow!("{e} (eksaudit alerts lint lists every problem)"))
 }
 
-/// Reads `source` on a thread of its own and decodes it on `threads` more,
-/// handing the batches over in input order (a reorder step numbers the
-/// chunks) through short queues, so memory stays bounded.
-fn decoded(
-    source: FileSource,
-    decoder: Decoder,
-    report: Arc<Report>,
-    threads: usize,
-) -> tokio::sync::mpsc::Receiver<anyhow::Result<RecordBatch>> {
-    type Numbered = (u64, anyhow::Result<RecordBatch>);
-    let threads = threads.max(1);
-    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(u64, Chunk)>(threads);
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<Numbered>(threads);
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let read_done = done_tx.clone();
-    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(f)
-            .expect("spawning a reader or decoder thread");
-    };
-    spawn(
-        "eksaudit-read",
-        Box::new(move || {
-            let mut seq = 0;
-            let result = source.run(&mut |chunk| {
-                seq += 1;
-                chunk_tx.send((seq - 1, chunk)).is_ok()
-            });
-            if let Err(e) = result {
-                // Numbered after the chunks before it.
-                let _ = read_done.send((seq, Err(e.into())));
-            }
-        }),
-    );
-    for _ in 0..threads {
-        let (chunks, done) = (chunk_rx.clone(), done_tx.clone());
-        let (decoder, report) = (decoder.clone(), report.clone());
-        spawn(
-            "eksaudit-decode",
-            Box::new(move || {
-                for (seq, chunk) in chunks {
-                    let batch = decoder.decode(&chunk, &report).map_err(Into::into);
-                    if done.send((seq, batch)).is_err() {
-                        break;
-                    }
-                }
-            }),
-        );
-    }
-    drop(done_tx);
-    spawn(
-        "eksaudit-order",
-        Box::new(move || {
-            let mut next = 0;
-            let mut waiting = BTreeMap::new();
-            for (seq, item) in done_rx {
-                waiting.insert(seq, item);
-                while let Some(item) = waiting.remove(&next) {
-                    if tx.blocking_send(item).is_err() {
-                        return;
-                    }
-                    next += 1;
-                }
-            }
-        }),
-    );
-    rx
-}
-
 async fn hunt(run: &AlertsRunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let lateness = match run.lateness.as_str() {
         "all" => None,
@@ -168,10 +97,17 @@ async fn hunt(run: &AlertsRunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCo
         .then(|| super::progress::Progress::start(report.clone(), total));
     let threads = crate::query::default_partitions();
     let mut batches = match &run.lake {
-        None => decoded(source, decoder, report.clone(), threads),
+        None => super::pipeline::decoded(Arc::new(source), decoder, report.clone(), threads),
         Some(lake) => {
             let lake = crate::lake::Lake::open(lake, &run.aws.connection(8)).await?;
-            crate::query::lake_batches(&lake, decoder.schema(), threads, report.clone()).await?
+            crate::query::lake_batches(
+                &lake,
+                decoder.schema(),
+                threads,
+                (None, None),
+                report.clone(),
+            )
+            .await?
         }
     };
     let mut stats = HuntStats::default();
@@ -263,26 +199,6 @@ fn write_alerts(alerts: &[Alert], format: AlertFormat, out: &mut dyn Write) -> a
         }
         AlertFormat::Table if alerts.is_empty() => {}
         AlertFormat::Table => {
-            let what = |a: &Alert| {
-                let resource = match (&a.resource, &a.subresource) {
-                    (Some(r), Some(sub)) => Some(format!("{r}/{sub}")),
-                    (r, _) => r.clone(),
-                };
-                let object = [a.namespace.as_deref(), a.name.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let target = match resource {
-                    Some(r) => format!("{r} {object}"),
-                    None => a.request_uri.clone().unwrap_or_default(),
-                };
-                let mut s = format!("{} {}", a.verb.as_deref().unwrap_or(""), target.trim());
-                if let Some(c) = &a.command {
-                    s.push_str(&format!(" ({c})"));
-                }
-                s
-            };
             let rows: Vec<[String; 7]> = alerts
                 .iter()
                 .map(|a| {
@@ -292,7 +208,7 @@ fn write_alerts(alerts: &[Alert], format: AlertFormat, out: &mut dyn Write) -> a
                         a.rule.clone(),
                         a.who.clone().unwrap_or_default(),
                         a.source_ip.clone().unwrap_or_default(),
-                        what(a),
+                        a.what(),
                         a.count.to_string(),
                     ]
                 })

@@ -12,11 +12,14 @@ mod lake;
 mod lake_args;
 mod lake_pull;
 pub mod output;
+mod pipeline;
 mod progress;
 mod queries;
 mod query;
 mod rbac;
 mod rbac_unused;
+mod report;
+mod report_page;
 mod sigma;
 
 use std::ffi::OsString;
@@ -34,6 +37,7 @@ pub use lake_args::{
     LakeCommand, SchedulerArgs,
 };
 pub use output::Format;
+pub use report::ReportArgs;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -99,6 +103,10 @@ pub enum Command {
     Identities(IdentitiesArgs),
     /// Least-privilege RBAC from what identities did.
     Rbac(RbacArgs),
+    /// One self-contained HTML page: activity over time, identities and
+    /// hidden admins, alerts, exec sessions, RBAC and aws-auth changes.
+    #[command(after_help = report::AFTER_HELP)]
+    Report(ReportArgs),
     /// Look after a lake: merge small files, print other engines' DDL.
     Lake(LakeArgs),
     /// Run a node of a Ballista cluster that queries lakes
@@ -152,6 +160,13 @@ pub struct DaemonArgs {
     /// The config file (see below).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+
+    /// Check the config and exit: it parses, its rules and parameters load,
+    /// its sinks can be built (webhook variables set), and it names
+    /// something to read. Exit 0 if the daemon would start with it, 2 with
+    /// the first problem. Reads no logs, binds no port, writes nothing.
+    #[arg(long)]
+    pub check: bool,
 
     /// Defaults for [[cloudwatch]] tables that set none.
     #[command(flatten)]
@@ -418,6 +433,7 @@ where
             RbacCommand::Suggest(a) => rbac::suggest(a),
             RbacCommand::Unused(a) => rbac_unused::unused(a),
         },
+        Command::Report(args) => report::run(args),
         Command::Queries => queries::run(&mut std::io::stdout().lock()),
         Command::Fetch(args) => fetch::run(&args),
         Command::Generate(args) => generate::run(&args),
@@ -428,6 +444,9 @@ where
             LakeCommand::Compact(a) => lake::compact(&a),
             LakeCommand::Ddl(a) => lake::ddl(&a),
         },
+        Command::Daemon(args) if args.check => {
+            crate::daemon::check(&args.config, args.aws.connection(8))
+        }
         Command::Daemon(args) => crate::daemon::run(&args.config, args.aws.connection(8)),
     }
 }

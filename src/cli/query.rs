@@ -311,7 +311,7 @@ pub(super) fn run_over(
 }
 
 /// `--since`/`--until` over a lake, in µs.
-fn lake_range(args: &InputArgs) -> Result<(Option<i64>, Option<i64>), Error> {
+pub(super) fn lake_range(args: &InputArgs) -> Result<(Option<i64>, Option<i64>), Error> {
     let now = crate::source::cloudwatch::now_ms();
     let at = |flag: &str, t: &Option<String>| {
         t.as_deref()

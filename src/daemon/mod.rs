@@ -85,6 +85,25 @@ struct Daemon {
     backoff: BTreeMap<String, (Instant, Duration)>,
 }
 
+/// `daemon --check`: everything `run` reads before it starts, and nothing
+/// it does after.
+pub fn check(config_path: &Path, defaults: Connection) -> anyhow::Result<std::process::ExitCode> {
+    let config = DaemonConfig::load(config_path, &defaults)?;
+    let rules = load_rules(&config)?;
+    let sinks = build_sinks(&config)?;
+    println!(
+        "{}: ok: {} rule(s), {} log group(s), {} followed path(s), {} sink(s); state in {}, /healthz and /metrics on {}",
+        config_path.display(),
+        rules.len(),
+        config.groups.len(),
+        config.follow.len(),
+        sinks.len(),
+        config.state_dir.display(),
+        config.listen
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 pub fn run(config_path: &Path, defaults: Connection) -> anyhow::Result<std::process::ExitCode> {
     crate::memory::allocate_large_blocks_apart();
     let config = DaemonConfig::load(config_path, &defaults)?;

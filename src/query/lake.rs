@@ -60,14 +60,16 @@ pub async fn lake_session(
 
 /// The lake's events with the columns (and types) of `schema`, a
 /// projection of the audit schema, in time order: each file is sorted, so
-/// this is a merge, not a sort. For hunting (`alerts run --lake`).
+/// this is a merge, not a sort. For hunting (`alerts run --lake`) and the
+/// report; `range` bounds `requestReceivedTimestamp` (µs, end excluded).
 pub async fn lake_batches(
     lake: &Lake,
     schema: SchemaRef,
     partitions: usize,
+    range: (Option<i64>, Option<i64>),
     report: Arc<crate::report::Report>,
 ) -> Result<tokio::sync::mpsc::Receiver<anyhow::Result<RecordBatch>>> {
-    let ctx = lake_session(lake, partitions, None, None).await?;
+    let ctx = lake_session(lake, partitions, range.0, range.1).await?;
     let sql = format!(
         "select {} from audit order by \"{}\" nulls last",
         crate::lake::select_list(&schema, Some("UInt64")),

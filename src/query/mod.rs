@@ -10,6 +10,7 @@
 pub mod cluster;
 mod dialect;
 mod exprs;
+pub mod fed;
 pub mod hints;
 mod lake;
 mod names;

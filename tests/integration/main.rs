@@ -5,11 +5,13 @@
 mod alerts;
 mod bad_input;
 mod ballista;
+mod browser;
 mod cli;
 mod cloudwatch;
 mod daemon_files;
 mod daemon_rotation;
 mod daemon_soak;
+mod deploy;
 mod fast_path;
 mod first_hour;
 mod formats;
@@ -21,6 +23,7 @@ mod prefilter;
 mod rbac;
 mod readme;
 mod realdata;
+mod report;
 mod saved;
 mod workload_alerts;
 

@@ -405,7 +405,7 @@ fn refused_requests_count_only_when_asked() {
 }
 
 /// kubernetes-validate from PyPI in a venv under Cargo's target tmp dir.
-fn kubernetes_validate() -> PathBuf {
+pub fn kubernetes_validate() -> PathBuf {
     static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
