@@ -92,7 +92,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let rules = alerts::load_rules(args.rules.as_deref(), &config)
         .map_err(|e| anyhow::anyhow!("{e} (eksaudit alerts lint lists every problem)"))?;
-    let range = super::query::lake_range(input)?;
+    // Over CloudWatch, --since/--until bound the pull (by the time
+    // CloudWatch gives each event); elsewhere, requestReceivedTimestamp.
+    let range = if live {
+        (None, None)
+    } else {
+        super::query::lake_range(input)?
+    };
     let report = Arc::new(Report::new());
     let threads = input
         .threads

@@ -29,7 +29,7 @@ pub fn write_report(paths: &[&str], out: &Path, extra: &[&str]) -> String {
 }
 
 /// The HTML of the section `id`.
-fn section<'h>(html: &'h str, id: &str) -> &'h str {
+pub fn section<'h>(html: &'h str, id: &str) -> &'h str {
     let start = html
         .find(&format!("<section id=\"{id}\">"))
         .unwrap_or_else(|| panic!("no section {id}"));
@@ -38,7 +38,7 @@ fn section<'h>(html: &'h str, id: &str) -> &'h str {
 }
 
 /// The text of the fact labelled `label` at the top of the page.
-fn fact<'h>(html: &'h str, label: &str) -> &'h str {
+pub fn fact<'h>(html: &'h str, label: &str) -> &'h str {
     let at = html
         .find(&format!("<span class=\"label\">{label}</span>"))
         .unwrap_or_else(|| panic!("no fact {label}"));

@@ -1,5 +1,5 @@
-//! `identities` and `rbac suggest` pulling from CloudWatch Logs give what
-//! they give over the same events in a file.
+//! `identities`, `rbac suggest` and `report` pulling from CloudWatch Logs
+//! give what they give over the same events in a file.
 
 use eksaudit::synth::ndjson;
 
@@ -41,4 +41,30 @@ fn identities_and_rbac_from_cloudwatch_match_the_file() {
         assert!(a.len() > 1000, "{args:?}: {a}");
         assert_eq!(a, b, "{args:?}");
     }
+    // The report: the same sections (the activity charts differ only in
+    // their window: the last hour asked of CloudWatch, the events' own
+    // span for the file).
+    let pages = [&cw[..], &by_file[..]].map(|source| {
+        let page = dir.path().join(format!("{}.html", source.len()));
+        let page = page.display().to_string();
+        run(&["report", "-q", "-o", &page], source);
+        std::fs::read_to_string(&page).unwrap()
+    });
+    use crate::report::{fact, section};
+    assert_eq!(fact(&pages[0], "events"), "4000");
+    for label in ["events", "identities", "hidden admins", "refused requests"] {
+        assert_eq!(fact(&pages[0], label), fact(&pages[1], label), "{label}");
+    }
+    for id in [
+        "identities",
+        "alerts",
+        "exec",
+        "rbac",
+        "aws-auth",
+        "anonymous",
+        "refused",
+    ] {
+        assert_eq!(section(&pages[0], id), section(&pages[1], id), "{id}");
+    }
+    assert!(pages[0].contains("CloudWatch Logs: gamma"));
 }
