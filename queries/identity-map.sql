@@ -81,7 +81,7 @@ select
   count(distinct id) as requests,
   count(distinct id) filter (where write) as writes,
   count(distinct id) filter (where refused) as refusals,
-  array_sort(array_distinct(flatten(array_agg(groups)))) as groups,
+  array_sort(array_distinct(flatten(array_agg(distinct groups) filter (where groups is not null)))) as groups,
   array_sort(array_agg(distinct grant) filter (where grant is not null)) as authorized_by
 from granted
 group by username

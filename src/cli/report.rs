@@ -162,7 +162,10 @@ async fn gather(
         .unwrap_or_else(crate::query::default_partitions);
     let mut planned = Vec::new();
     for q in report_page::questions() {
-        let fed = FedQuery::plan(&q.sql, partitions)
+        // The questions run side by side, each on one partition: no
+        // repartitioning (copies) inside each, and the cores kept busy by
+        // running them all at once.
+        let fed = FedQuery::plan(&q.sql, 1)
             .await
             .with_context(|| format!("planning the report's {} query", q.id))?;
         planned.push((q.id, fed));
