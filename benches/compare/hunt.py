@@ -32,14 +32,19 @@ def measure(cmd, runs):
     return statistics.median(times), max(peaks)
 
 
-def main():
-    args = sys.argv[1:]
+def arguments(argv):
+    """BINARY FILE... [--runs N] (default 3): (binary, files, runs)."""
+    args = list(argv)
     runs = 3
     if "--runs" in args:
         i = args.index("--runs")
         runs = int(args[i + 1])
         del args[i : i + 2]
-    binary, files = args[0], args[1:]
+    return args[0], args[1:], runs
+
+
+def main():
+    binary, files, runs = arguments(sys.argv[1:])
     print(f"{'file':40} {'hunt s':>8} {'hunt MB':>8} {'query s':>8} {'query MB':>9} {'ratio':>6}")
     for f in files:
         hunt = measure([binary, "alerts", "run", "--format", "json", f], runs)

@@ -11,17 +11,11 @@ import os
 import sys
 import tempfile
 
-from hunt import QUERY, measure
+from hunt import QUERY, arguments, measure
 
 
 def main():
-    args = sys.argv[1:]
-    runs = 3
-    if "--runs" in args:
-        i = args.index("--runs")
-        runs = int(args[i + 1])
-        del args[i : i + 2]
-    binary, files = args[0], args[1:]
+    binary, files, runs = arguments(sys.argv[1:])
     out = os.path.join(tempfile.mkdtemp(), "report.html")
     print(f"{'file':40} {'report s':>9} {'report MB':>10} {'query s':>8} {'query MB':>9} {'ratio':>6}")
     for f in files:

@@ -50,6 +50,10 @@ pub struct Hunt {
     /// Final alerts not yet written, in output order.
     pending: BTreeMap<(String, String, String), Alert>,
     written: HashSet<String>,
+    /// Decoded events not yet evaluated (see [`add`](Self::add)), and
+    /// how many rows they hold.
+    waiting: Vec<RecordBatch>,
+    waiting_rows: usize,
 }
 
 /// What a hunt saw besides its alerts.
@@ -80,6 +84,8 @@ impl Hunt {
             late: 0,
             pending: BTreeMap::new(),
             written: HashSet::new(),
+            waiting: Vec::new(),
+            waiting_rows: 0,
         }
     }
 
@@ -90,6 +96,37 @@ impl Hunt {
     /// The columns to decode (see [`Engine::columns`]).
     pub async fn columns(&mut self) -> Result<Vec<Column>, AlertError> {
         self.engine.columns().await
+    }
+
+    /// Takes decoded events, evaluating them [`BATCH_EVENTS`] at a time;
+    /// returns the alerts that became final.
+    pub async fn add(
+        &mut self,
+        batch: RecordBatch,
+        stats: &mut HuntStats,
+    ) -> Result<Vec<Alert>, AlertError> {
+        self.waiting_rows += batch.num_rows();
+        self.waiting.push(batch);
+        if self.waiting_rows < BATCH_EVENTS {
+            return Ok(Vec::new());
+        }
+        self.evaluate_waiting(stats).await
+    }
+
+    /// The end of the input: evaluates what [`add`](Self::add) holds,
+    /// then [`finish`](Self::finish)es.
+    pub async fn end(mut self, stats: &mut HuntStats) -> Result<Vec<Alert>, AlertError> {
+        let mut out = self.evaluate_waiting(stats).await?;
+        out.extend(self.finish(stats));
+        Ok(out)
+    }
+
+    async fn evaluate_waiting(&mut self, stats: &mut HuntStats) -> Result<Vec<Alert>, AlertError> {
+        let batches = std::mem::take(&mut self.waiting);
+        if std::mem::take(&mut self.waiting_rows) == 0 {
+            return Ok(Vec::new());
+        }
+        self.push(&batches, stats).await
     }
 
     /// Evaluates a batch of events; returns the alerts that became final

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
 use super::{AlertsArgs, AlertsCommand, AlertsRunArgs, RulesArgs};
-use crate::alerts::{self, Alert, AlertError, Engine, FIRES, Hunt, HuntStats, QUIET, Rule, hunt};
+use crate::alerts::{self, Alert, AlertError, Engine, FIRES, Hunt, HuntStats, QUIET, Rule};
 use crate::decode::Decoder;
 use crate::report::Report;
 use crate::source::{FileSource, SourceOptions, expand_paths};
@@ -122,28 +122,12 @@ async fn hunt(run: &AlertsRunArgs, out: &mut dyn Write) -> anyhow::Result<ExitCo
         }
         Ok(())
     };
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut rows = 0;
-    loop {
-        let next = batches.recv().await;
-        let end = next.is_none();
-        if let Some(batch) = next {
-            let batch = batch?;
-            rows += batch.num_rows();
-            pending.push(batch);
-        }
-        if rows >= hunt::BATCH_EVENTS || (end && rows > 0) {
-            let alerts = hunt.push(&pending, &mut stats).await?;
-            emit(alerts, out)?;
-            pending.clear();
-            rows = 0;
-        }
-        if end {
-            break;
-        }
+    while let Some(batch) = batches.recv().await {
+        let alerts = hunt.add(batch?, &mut stats).await?;
+        emit(alerts, out)?;
     }
     let rules = hunt.engine().rules().len();
-    emit(hunt.finish(&mut stats), out)?;
+    emit(hunt.end(&mut stats).await?, out)?;
     if let Some(p) = progress {
         p.finish();
     }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::InputArgs;
 use super::report_page::{self, Answers, Scope};
-use crate::alerts::{self, Engine, Hunt, HuntStats, hunt};
+use crate::alerts::{self, Engine, Hunt, HuntStats};
 use crate::decode::Decoder;
 use crate::query::fed::FedQuery;
 use crate::report::Report;
@@ -218,31 +218,22 @@ async fn gather(
 
     let mut stats = HuntStats::default();
     let mut alerts = Vec::new();
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut rows = 0;
-    loop {
-        let next = batches.recv().await;
-        let end = next.is_none();
-        if let Some(batch) = next {
-            let batch = within(batch?, range)?;
-            for tx in &senders {
-                // A query that needs no more rows has dropped its end.
-                let _ = tx.send(batch.clone()).await;
-            }
-            rows += batch.num_rows();
-            pending.push(batch);
+    // A lake's batches come bounded already.
+    let bound = if args.input.lake.is_some() {
+        (None, None)
+    } else {
+        range
+    };
+    while let Some(batch) = batches.recv().await {
+        let batch = within(batch?, bound)?;
+        for tx in &senders {
+            // A query that needs no more rows has dropped its end.
+            let _ = tx.send(batch.clone()).await;
         }
-        if rows >= hunt::BATCH_EVENTS || (end && rows > 0) {
-            alerts.extend(hunt.push(&pending, &mut stats).await?);
-            pending.clear();
-            rows = 0;
-        }
-        if end {
-            break;
-        }
+        alerts.extend(hunt.add(batch, &mut stats).await?);
     }
     drop(senders);
-    alerts.extend(hunt.finish(&mut stats));
+    alerts.extend(hunt.end(&mut stats).await?);
     let mut answers = Answers::new();
     for (id, handle) in running {
         let result = handle.await.context("a report query stopped")?;

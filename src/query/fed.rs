@@ -9,7 +9,6 @@
 //! (groups, sorted matches), so memory stays bounded by the answers, not
 //! by the input.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -26,6 +25,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, collect};
 use tokio::sync::mpsc;
 
+use super::prepared::ReadColumns;
 use super::{Query, TABLE, context};
 use crate::error::Result;
 use crate::schema::{Column, audit_schema};
@@ -39,8 +39,7 @@ type Inbox = Arc<Mutex<Option<mpsc::Receiver<RecordBatch>>>>;
 #[derive(Debug)]
 struct FedTable {
     inbox: Inbox,
-    /// Columns the planned scans read (schema indices).
-    read: Mutex<BTreeSet<usize>>,
+    read: ReadColumns,
 }
 
 #[async_trait]
@@ -60,16 +59,7 @@ impl TableProvider for FedTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let full = audit_schema();
-        let columns: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..full.fields().len()).collect(),
-        };
-        self.read
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(columns.iter().copied());
-        let schema = Arc::new(full.project(&columns)?);
+        let schema = self.read.record(projection)?;
         let part = Arc::new(FedPartition {
             inbox: self.inbox.clone(),
             schema: schema.clone(),
@@ -130,7 +120,7 @@ impl FedQuery {
         let (tx, rx) = mpsc::channel(QUEUE);
         let table = Arc::new(FedTable {
             inbox: Arc::new(Mutex::new(Some(rx))),
-            read: Mutex::default(),
+            read: ReadColumns::default(),
         });
         ctx.register_table(TABLE, table.clone())?;
         let query = Query::plan(&ctx, sql).await?;
@@ -146,8 +136,7 @@ impl FedQuery {
 
     /// The columns the query reads: what the batches sent to it must hold.
     pub fn columns(&self) -> Vec<Column> {
-        let read = self.table.read.lock().unwrap_or_else(|p| p.into_inner());
-        read.iter().filter_map(|&i| Column::from_index(i)).collect()
+        self.table.read.columns()
     }
 
     /// Where its input goes; the input ends when every sender is dropped.

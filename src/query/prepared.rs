@@ -34,13 +34,39 @@ use crate::schema::{Column, audit_schema};
 /// The rows the plans read on their next run, cut into partitions.
 type Rows = Vec<Vec<RecordBatch>>;
 
+/// The columns the scans planned over a table read (schema indices of
+/// the audit schema): what the batches given to the table must hold.
+#[derive(Debug, Default)]
+pub(super) struct ReadColumns(Mutex<BTreeSet<usize>>);
+
+impl ReadColumns {
+    /// Records a scan's projection; returns the schema the scan reads.
+    pub(super) fn record(&self, projection: Option<&Vec<usize>>) -> DfResult<SchemaRef> {
+        let full = audit_schema();
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..full.fields().len()).collect(),
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(columns.iter().copied());
+        Ok(Arc::new(full.project(&columns)?))
+    }
+
+    /// The columns recorded so far, in schema order.
+    pub(super) fn columns(&self) -> Vec<Column> {
+        let read = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        read.iter().filter_map(|&i| Column::from_index(i)).collect()
+    }
+}
+
 /// The `audit` table whose rows are swapped between runs.
 #[derive(Debug)]
 struct SlotTable {
     rows: Arc<Mutex<Arc<Rows>>>,
     partitions: usize,
-    /// Columns some planned scan reads (schema indices).
-    read: Mutex<BTreeSet<usize>>,
+    read: ReadColumns,
 }
 
 #[async_trait]
@@ -60,16 +86,7 @@ impl TableProvider for SlotTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let full = audit_schema();
-        let columns: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..full.fields().len()).collect(),
-        };
-        self.read
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(columns.iter().copied());
-        let schema = Arc::new(full.project(&columns)?);
+        let schema = self.read.record(projection)?;
         let parts: Vec<Arc<dyn PartitionStream>> = (0..self.partitions)
             .map(|index| {
                 Arc::new(SlotPartition {
@@ -154,7 +171,7 @@ impl BatchSession {
         let table = Arc::new(SlotTable {
             rows: Arc::default(),
             partitions: partitions.max(1),
-            read: Mutex::default(),
+            read: ReadColumns::default(),
         });
         ctx.register_table(TABLE, table.clone())?;
         Ok(Self { ctx, table })
@@ -171,8 +188,7 @@ impl BatchSession {
     /// The columns the plans prepared so far read, in schema order: what
     /// the batches given to [`load`](Self::load) must hold.
     pub fn columns(&self) -> Vec<Column> {
-        let read = self.table.read.lock().unwrap_or_else(|p| p.into_inner());
-        read.iter().filter_map(|&i| Column::from_index(i)).collect()
+        self.table.read.columns()
     }
 
     /// Makes `batches` the table's rows, each cut into one slice per
