@@ -11,4 +11,4 @@ from audit
 where user.username = 'system:anonymous'
    or array_has(user.groups, 'system:unauthenticated')
 group by 1, 2
-order by requests desc, source_ip
+order by requests desc, source_ip, user_agent

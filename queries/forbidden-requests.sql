@@ -13,4 +13,4 @@ from audit
 where responseStatus.code = 403
    or annotations['authorization.k8s.io/decision'] = 'forbid'
 group by 1, 2, 3, 4, 5, 6
-order by requests desc, username, resource, name
+order by requests desc, username, resource, name, namespace, verb, source_ip

@@ -29,6 +29,10 @@ use crate::schema::Column;
 /// decoded blocks are cut so that every core gets some.
 const SLICE_ROWS: usize = 8192;
 
+/// Matches in under one row in this many of a slice are few: the hit
+/// columns are computed over those rows only (see [`Matcher::slice`]).
+const FEW_HITS: usize = 4;
+
 /// How one rule finds its matches.
 #[derive(Debug, Clone, Copy)]
 enum How {
@@ -202,52 +206,90 @@ impl Matcher {
         let Some(union) = union.filter(|u| u.count_set_bits() > 0) else {
             return Ok(Vec::new());
         };
-        // The hit columns and keys, computed over the whole slice (most are
-        // a struct's field, no copy) and then cut down to the rows some
-        // rule matched: cheaper than first cutting down the structs they
-        // read (`user` with its groups and extra map).
+        // The hit columns of the rows some rule matched. When those are
+        // many, each column is computed over the whole slice (most are a
+        // struct's field, no copy) and then cut down: cheaper than first
+        // cutting down the structs they read (`user` with its groups and
+        // extra map). When they are few, the rows are cut out first, so
+        // the map lookups (`user.extra['arn']`) run over them only.
         let bound = columns.bind(batch)?;
         let union_mask = BooleanArray::new(union.clone(), None);
-        let mut values: Vec<ArrayRef> = (0..columns.len())
+        let few = union.count_set_bits() * FEW_HITS < batch.num_rows();
+        let values: Vec<ArrayRef> = (0..HIT_COLUMNS.len())
             .map(|i| {
+                if few {
+                    return columns.evaluate_rows(i, &bound, &union_mask);
+                }
                 let all = columns.evaluate(i, &bound)?;
                 filter(&all, &union_mask).map_err(|e| Error::Query(e.into()))
             })
-            .collect::<Result<_, _>>()?;
-        let keys: Vec<StringArray> = values
-            .split_off(HIT_COLUMNS.len())
-            .iter()
-            .map(text)
             .collect::<Result<_, _>>()?;
         let table = Arc::new(HitColumns::new(
             values.into_iter().map(Some).collect(),
             union.count_set_bits(),
         ));
-        // Row number in the batch → row number among the picked ones.
-        let mut rank = vec![0u32; batch.num_rows()];
-        for (n, i) in union.set_indices().enumerate() {
-            rank[i] = n as u32;
+        let rank = Rank::new(&union, batch.num_rows());
+        // A key may be costly (a JSON path into `requestObject`, a pod's
+        // images), so each runs over the rows of the rules that use it.
+        let mut key_rows: Vec<Option<BooleanBuffer>> =
+            vec![None; columns.len() - HIT_COLUMNS.len()];
+        for (rule, mask) in &masks {
+            for &k in &key_index[*rule] {
+                key_rows[k] = Some(match key_rows[k].take() {
+                    Some(rows) => &rows | mask,
+                    None => mask.clone(),
+                });
+            }
         }
+        let keys: Vec<Option<(StringArray, Rank)>> = key_rows
+            .into_iter()
+            .enumerate()
+            .map(|(k, rows)| {
+                let Some(rows) = rows else { return Ok(None) };
+                let rows_mask = BooleanArray::new(rows.clone(), None);
+                let values = columns.evaluate_rows(HIT_COLUMNS.len() + k, &bound, &rows_mask)?;
+                Ok(Some((text(&values)?, Rank::new(&rows, batch.num_rows()))))
+            })
+            .collect::<Result<_, AlertError>>()?;
         Ok(masks
             .into_iter()
             .map(|(rule, mask)| {
                 let hits = mask
                     .set_indices()
                     .map(|i| {
-                        let row = rank[i] as usize;
                         let keys = key_index[rule]
                             .iter()
                             .map(|&k| {
-                                let a = &keys[k];
+                                let (a, at) = keys[k]
+                                    .as_ref()
+                                    .expect("a key is computed over its rules' rows");
+                                let row = at.of(i);
                                 a.is_valid(row).then(|| a.value(row).to_string())
                             })
                             .collect();
-                        table.hit(row, keys)
+                        table.hit(rank.of(i), keys)
                     })
                     .collect();
                 (rule, hits)
             })
             .collect())
+    }
+}
+
+/// Row number in a batch → row number among the rows a mask picks.
+struct Rank(Vec<u32>);
+
+impl Rank {
+    fn new(picked: &BooleanBuffer, rows: usize) -> Self {
+        let mut rank = vec![0u32; rows];
+        for (n, i) in picked.set_indices().enumerate() {
+            rank[i] = n as u32;
+        }
+        Self(rank)
+    }
+
+    fn of(&self, row: usize) -> usize {
+        self.0[row] as usize
     }
 }
 

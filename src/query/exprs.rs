@@ -14,7 +14,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -32,7 +33,19 @@ use crate::schema::{Column, audit_schema};
 pub struct Exprs {
     /// The columns read, in audit-schema order: what [`Exprs::bind`] gives.
     schema: SchemaRef,
-    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    exprs: Vec<One>,
+}
+
+/// One expression, planned over only the columns it reads: DataFusion's
+/// `CASE` and `AND` evaluate a branch over the rows it needs by filtering
+/// the whole input batch, so an expression given every rule's columns
+/// copied all of them (`requestObject` too) to test one.
+#[derive(Debug)]
+struct One {
+    expr: Arc<dyn PhysicalExpr>,
+    /// Its columns: positions in the bound batch, and their schema.
+    columns: Vec<usize>,
+    schema: SchemaRef,
 }
 
 impl Exprs {
@@ -48,33 +61,39 @@ impl Exprs {
             .enumerate()
             .map(|(i, sql)| ctx.parse_sql_expr(sql, &df_full).map_err(|e| (i, e.into())))
             .collect::<std::result::Result<_, _>>()?;
-        let read: BTreeSet<usize> = logical
+        let reads = |e: &Expr| -> BTreeSet<usize> {
+            e.column_refs()
+                .iter()
+                .filter_map(|c| full.index_of(&c.name).ok())
+                .collect()
+        };
+        let read: Vec<usize> = logical
             .iter()
-            .flat_map(|e| e.column_refs())
-            .filter_map(|c| full.index_of(&c.name).ok())
+            .flat_map(reads)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         let schema = Arc::new(
-            full.project(&read.into_iter().collect::<Vec<_>>())
+            full.project(&read)
                 .map_err(|e| (0, DataFusionError::from(e).into()))?,
-        );
-        let df_schema = Arc::new(
-            DFSchema::try_from_qualified_schema(TABLE, &schema).map_err(|e| (0, e.into()))?,
-        );
-        let simplifier = ExprSimplifier::new(
-            SimplifyContext::builder()
-                .with_schema(df_schema.clone())
-                .with_config_options(ctx.state().config_options().clone())
-                .build(),
         );
         let exprs = logical
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                let planned = simplifier
-                    .coerce(e, &df_schema)
-                    .and_then(|e| simplifier.simplify(e))
-                    .and_then(|e| ctx.create_physical_expr(e, &df_schema));
-                planned.map_err(|e| (i, e.into()))
+                let own: Vec<usize> = reads(&e).into_iter().collect();
+                let columns = own
+                    .iter()
+                    .map(|c| read.binary_search(c).unwrap_or_default())
+                    .collect();
+                let planned = plan_one(&ctx, e, &full, &own);
+                planned
+                    .map(|(expr, schema)| One {
+                        expr,
+                        columns,
+                        schema,
+                    })
+                    .map_err(|e| (i, e.into()))
             })
             .collect::<std::result::Result<_, _>>()?;
         Ok(Self { schema, exprs })
@@ -107,16 +126,55 @@ impl Exprs {
 
     /// Whether expression `i` is true or false (or null): a predicate.
     pub fn is_boolean(&self, i: usize) -> bool {
-        self.exprs[i]
-            .data_type(&self.schema)
+        let one = &self.exprs[i];
+        one.expr
+            .data_type(&one.schema)
             .is_ok_and(|t| t == DataType::Boolean)
     }
 
     /// Expression `i` over a batch from [`Exprs::bind`], one value a row.
     pub fn evaluate(&self, i: usize, bound: &RecordBatch) -> Result<ArrayRef> {
-        let value = self.exprs[i].evaluate(bound)?;
-        Ok(value.into_array(bound.num_rows())?)
+        let one = &self.exprs[i];
+        let input = bound.project(&one.columns)?;
+        let value = one.expr.evaluate(&input)?;
+        Ok(value.into_array(input.num_rows())?)
     }
+
+    /// Expression `i` over the rows of `bound` that `rows` selects, one
+    /// value each: the rows are cut out first (of the columns it reads
+    /// only), so a costly expression (a JSON path, a pod's images) runs
+    /// over the few rows asked for, not the whole batch.
+    pub fn evaluate_rows(
+        &self,
+        i: usize,
+        bound: &RecordBatch,
+        rows: &BooleanArray,
+    ) -> Result<ArrayRef> {
+        let one = &self.exprs[i];
+        let input = filter_record_batch(&bound.project(&one.columns)?, rows)?;
+        let value = one.expr.evaluate(&input)?;
+        Ok(value.into_array(input.num_rows())?)
+    }
+}
+
+/// `e`, typed, simplified and planned over the `columns` of `full` (the
+/// ones it reads).
+fn plan_one(
+    ctx: &datafusion::prelude::SessionContext,
+    e: Expr,
+    full: &Schema,
+    columns: &[usize],
+) -> DfResult<(Arc<dyn PhysicalExpr>, SchemaRef)> {
+    let schema = Arc::new(full.project(columns)?);
+    let df_schema = Arc::new(DFSchema::try_from_qualified_schema(TABLE, &schema)?);
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(df_schema.clone())
+            .with_config_options(ctx.state().config_options().clone())
+            .build(),
+    );
+    let e = simplifier.simplify(simplifier.coerce(e, &df_schema)?)?;
+    Ok((ctx.create_physical_expr(e, &df_schema)?, schema))
 }
 
 /// The columns of `schema` taken from `batch` by name (a batch may hold

@@ -18,6 +18,7 @@ mod nested;
 pub mod pod;
 mod prepared;
 mod pushdown;
+mod regex_like;
 pub mod saved;
 mod table;
 pub mod udf;

@@ -6,11 +6,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use ipnet::IpNet;
 
@@ -59,6 +59,7 @@ pub fn register(ctx: &SessionContext) {
     }));
     ctx.register_udf(bool_fn("is_system_user", 1, |a| Ok(is_system_user(a[0]))));
     ctx.register_udf(bool_fn("is_valid_ip", 1, |a| Ok(parse_ip(a[0]).is_some())));
+    ctx.register_udf(ScalarUDF::from(super::regex_like::RegexpLike::new()));
 }
 
 /// Applies `f` row by row to string arguments; any null argument gives null.
@@ -70,33 +71,35 @@ where
     A: Array + FromIterator<Option<T>> + 'static,
 {
     let all_scalar = cols.iter().all(|c| matches!(c, ColumnarValue::Scalar(_)));
-    let arrays = ColumnarValue::values_to_arrays(cols)?;
-    let arrays: Vec<ArrayRef> = arrays
+    // A constant argument (a CIDR list, registry prefixes) stays one
+    // string, not an array of the same string once a row.
+    let args: Vec<Arg> = cols.iter().map(Arg::new).collect::<Result<_>>()?;
+    let rows = cols
         .iter()
-        .map(|a| cast(a, &DataType::Utf8))
-        .collect::<std::result::Result<_, _>>()?;
-    let strings: Vec<&StringArray> = arrays
-        .iter()
-        .map(|a| {
-            a.as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| DataFusionError::Internal("cast to Utf8 gave no StringArray".into()))
+        .find_map(|c| match c {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
         })
-        .collect::<Result<_>>()?;
-    let rows = strings.first().map_or(0, |s| s.len());
-    let mut args: Vec<&str> = Vec::with_capacity(strings.len());
-    let out = (0..rows)
+        .unwrap_or(1);
+    let mut values: Vec<&str> = Vec::with_capacity(args.len());
+    // Collected from an iterator of known length (not of `Result`s, whose
+    // length is unknown), so the array is allocated once.
+    let mut failed = None;
+    let out: A = (0..rows)
         .map(|i| {
-            args.clear();
-            for s in &strings {
-                if s.is_null(i) {
-                    return Ok(None);
-                }
-                args.push(s.value(i));
+            values.clear();
+            for a in &args {
+                values.push(a.get(i)?);
             }
-            f(&args)
+            f(&values).unwrap_or_else(|e| {
+                failed.get_or_insert(e);
+                None
+            })
         })
-        .collect::<Result<A>>()?;
+        .collect();
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let out: ArrayRef = Arc::new(out);
     if all_scalar {
         Ok(ColumnarValue::Scalar(
@@ -104,6 +107,37 @@ where
         ))
     } else {
         Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// A string argument of a function: one value, or one a row.
+enum Arg {
+    Scalar(Option<String>),
+    Array(StringArray),
+}
+
+impl Arg {
+    fn new(c: &ColumnarValue) -> Result<Self> {
+        Ok(match c {
+            ColumnarValue::Scalar(s) => match s.try_as_str() {
+                Some(v) => Arg::Scalar(v.map(str::to_string)),
+                None => Arg::Scalar(match s.cast_to(&DataType::Utf8)? {
+                    datafusion::scalar::ScalarValue::Utf8(v) => v,
+                    _ => None,
+                }),
+            },
+            ColumnarValue::Array(a) => {
+                Arg::Array(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
+            }
+        })
+    }
+
+    /// Row `i`'s value; `None` for null.
+    fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Arg::Scalar(v) => v.as_deref(),
+            Arg::Array(a) => a.is_valid(i).then(|| a.value(i)),
+        }
     }
 }
 
