@@ -14,13 +14,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::{Expr, ExprSchemable, lit};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -31,8 +31,15 @@ use crate::schema::{Column, audit_schema};
 /// Expressions bound to the audit columns they read.
 #[derive(Debug)]
 pub struct Exprs {
-    /// The columns read, in audit-schema order: what [`Exprs::bind`] gives.
+    /// The columns read, in audit-schema order: what [`Exprs::bind`] takes.
     schema: SchemaRef,
+    /// What the expressions read, computed from those columns: each
+    /// struct field they name (`user.username`) as a column of its own,
+    /// and the columns they read otherwise. So an expression that filters
+    /// its input (see [`One`]) copies `user.username`, not the whole
+    /// `user` struct with its groups and extra map.
+    leaves: Vec<Arc<dyn PhysicalExpr>>,
+    leaf_schema: SchemaRef,
     exprs: Vec<One>,
 }
 
@@ -61,15 +68,10 @@ impl Exprs {
             .enumerate()
             .map(|(i, sql)| ctx.parse_sql_expr(sql, &df_full).map_err(|e| (i, e.into())))
             .collect::<std::result::Result<_, _>>()?;
-        let reads = |e: &Expr| -> BTreeSet<usize> {
-            e.column_refs()
-                .iter()
-                .filter_map(|c| full.index_of(&c.name).ok())
-                .collect()
-        };
         let read: Vec<usize> = logical
             .iter()
-            .flat_map(reads)
+            .flat_map(|e| e.column_refs())
+            .filter_map(|c| full.index_of(&c.name).ok())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -77,16 +79,27 @@ impl Exprs {
             full.project(&read)
                 .map_err(|e| (0, DataFusionError::from(e).into()))?,
         );
+        let mut leaves = Leaves::default();
+        let logical: Vec<Expr> = logical
+            .into_iter()
+            .map(|e| leaves.rewrite(e))
+            .collect::<DfResult<_>>()
+            .map_err(|e| (0, e.into()))?;
+        let df_schema =
+            DFSchema::try_from_qualified_schema(TABLE, &schema).map_err(|e| (0, e.into()))?;
+        let (leaf_exprs, leaf_schema) = leaves.plan(&ctx, &df_schema).map_err(|e| (0, e.into()))?;
         let exprs = logical
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                let own: Vec<usize> = reads(&e).into_iter().collect();
-                let columns = own
+                let columns: Vec<usize> = e
+                    .column_refs()
                     .iter()
-                    .map(|c| read.binary_search(c).unwrap_or_default())
+                    .filter_map(|c| leaf_schema.index_of(&c.name).ok())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
                     .collect();
-                let planned = plan_one(&ctx, e, &full, &own);
+                let planned = plan_one(&ctx, e, &leaf_schema, &columns);
                 planned
                     .map(|(expr, schema)| One {
                         expr,
@@ -96,7 +109,12 @@ impl Exprs {
                     .map_err(|e| (i, e.into()))
             })
             .collect::<std::result::Result<_, _>>()?;
-        Ok(Self { schema, exprs })
+        Ok(Self {
+            schema,
+            leaves: leaf_exprs,
+            leaf_schema,
+            exprs,
+        })
     }
 
     /// The audit columns the expressions read.
@@ -113,7 +131,18 @@ impl Exprs {
     /// `batch` (events of the audit schema, any projection holding the
     /// columns read) as the expressions expect it.
     pub fn bind(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        Ok(project_by_name(batch, &self.schema)?)
+        let columns = project_by_name(batch, &self.schema)?;
+        let leaves = self
+            .leaves
+            .iter()
+            .map(|l| l.evaluate(&columns)?.into_array(columns.num_rows()))
+            .collect::<DfResult<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(columns.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            self.leaf_schema.clone(),
+            leaves,
+            &options,
+        )?)
     }
 
     pub fn len(&self) -> usize {
@@ -177,6 +206,88 @@ fn plan_one(
     Ok((ctx.create_physical_expr(e, &df_schema)?, schema))
 }
 
+/// The struct fields and columns a set of expressions reads (see
+/// [`Exprs::leaves`]), in the order first met.
+#[derive(Default)]
+struct Leaves {
+    /// Each leaf's name (`user.username`, or a column's own) and the
+    /// expression over the audit columns that computes it.
+    found: Vec<(String, Expr)>,
+}
+
+impl Leaves {
+    /// `e` with each struct field it reads (`get_field` of a column, by a
+    /// field name) and each column it reads replaced by a leaf column.
+    fn rewrite(&mut self, e: Expr) -> DfResult<Expr> {
+        use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+        use datafusion::logical_expr::expr::ScalarFunction;
+        let full = audit_schema();
+        e.transform_down(|e| {
+            if let Expr::ScalarFunction(f) = &e
+                && f.name() == "get_field"
+                && let [Expr::Column(col), Expr::Literal(name, _), rest @ ..] = f.args.as_slice()
+                && let Some(Some(name)) = name.try_as_str()
+                && let Ok(field) = full.field_with_name(&col.name)
+                && let DataType::Struct(fields) = field.data_type()
+                && fields.find(name).is_some()
+            {
+                let first = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    f.func.clone(),
+                    vec![Expr::Column(col.clone()), lit(name)],
+                ));
+                let leaf = self.leaf(format!("{}.{name}", col.name), first);
+                let e = match rest {
+                    [] => leaf,
+                    rest => {
+                        let mut args = vec![leaf];
+                        for a in rest {
+                            args.push(self.rewrite(a.clone())?);
+                        }
+                        Expr::ScalarFunction(ScalarFunction::new_udf(f.func.clone(), args))
+                    }
+                };
+                // Its parts are rewritten already.
+                return Ok(Transformed::new(e, true, TreeNodeRecursion::Jump));
+            }
+            if let Expr::Column(col) = &e {
+                let leaf = self.leaf(col.name.clone(), e.clone());
+                return Ok(Transformed::new(leaf, true, TreeNodeRecursion::Jump));
+            }
+            Ok(Transformed::no(e))
+        })
+        .map(|t| t.data)
+    }
+
+    /// The column that stands for `computed`, named `name`.
+    fn leaf(&mut self, name: String, computed: Expr) -> Expr {
+        if !self.found.iter().any(|(n, _)| *n == name) {
+            self.found.push((name.clone(), computed));
+        }
+        Expr::Column(datafusion::common::Column::new(Some(TABLE), name))
+    }
+
+    /// The leaves planned over `schema` (the columns read), and the
+    /// schema of the batch they make.
+    fn plan(
+        self,
+        ctx: &datafusion::prelude::SessionContext,
+        schema: &DFSchema,
+    ) -> DfResult<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
+        let mut exprs = Vec::new();
+        let mut fields = Vec::new();
+        for (name, e) in self.found {
+            let (_, field) = e.to_field(schema)?;
+            fields.push(Field::new(
+                name,
+                field.data_type().clone(),
+                field.is_nullable(),
+            ));
+            exprs.push(ctx.create_physical_expr(e, schema)?);
+        }
+        Ok((exprs, Arc::new(Schema::new(fields))))
+    }
+}
+
 /// The columns of `schema` taken from `batch` by name (a batch may hold
 /// more columns, in another order).
 pub(super) fn project_by_name(batch: &RecordBatch, schema: &Schema) -> DfResult<RecordBatch> {
@@ -201,7 +312,7 @@ mod tests {
     use datafusion::arrow::array::{AsArray, BooleanArray};
 
     fn events() -> RecordBatch {
-        let text = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","verb":"get","user":{"username":"user1","groups":["system:authenticated"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"secrets","namespace":"default"},"responseStatus":{"code":200}}
+        let text = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","verb":"get","user":{"username":"user1","groups":["system:authenticated"],"extra":{"arn":["arn:aws:sts::1:assumed-role/R/s"]}},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"secrets","namespace":"default"},"responseStatus":{"code":200}}
 {"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"b","verb":"delete","user":{"username":"system:serviceaccount:kube-system:x"},"sourceIPs":["54.1.2.3"],"objectRef":{"resource":"pods"},"responseStatus":{"code":403}}"#;
         crate::alerts::ndjson_batch(std::path::Path::new("t.ndjson"), text).expect("events")
     }
@@ -213,6 +324,9 @@ mod tests {
             "not is_system_user(user.username) or responseStatus.code >= 400",
             "'' <> ''",
             "cast(sourceIPs[1] as varchar)",
+            // A map inside a struct, and a struct read whole.
+            "user.extra['arn'][1]",
+            "user is not null and objectRef.namespace is null",
         ]
         .map(String::from);
         let exprs = Exprs::plan(&sqls).expect("planning");
@@ -235,6 +349,34 @@ mod tests {
         // varchar is Utf8View in DataFusion 55.
         let ips: Vec<Option<&str>> = ips.as_string_view().iter().collect();
         assert_eq!(ips, [Some("10.0.0.1"), Some("54.1.2.3")]);
+        let arns = exprs.evaluate(4, &bound).expect("evaluating");
+        let arns = datafusion::arrow::compute::cast(&arns, &DataType::Utf8).expect("text");
+        let arns: Vec<Option<&str>> = arns.as_string::<i32>().iter().collect();
+        assert_eq!(arns, [Some("arn:aws:sts::1:assumed-role/R/s"), None]);
+        assert_eq!(mask(5), BooleanArray::from(vec![false, true]));
+        // Each struct field read is a column of its own, computed once.
+        let leaves: Vec<&str> = exprs
+            .leaf_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(
+            leaves,
+            [
+                "user.username",
+                "objectRef.resource",
+                "responseStatus.code",
+                "sourceIPs",
+                "user.extra",
+                "user",
+                "objectRef.namespace"
+            ]
+        );
+        // Rows picked before evaluating: the values of those rows.
+        let second = BooleanArray::from(vec![false, true]);
+        let picked = exprs.evaluate_rows(3, &bound, &second).expect("evaluating");
+        assert_eq!(picked.as_string_view().value(0), "54.1.2.3");
     }
 
     #[test]
