@@ -82,12 +82,15 @@ impl Exprs {
         let mut leaves = Leaves::default();
         let logical: Vec<Expr> = logical
             .into_iter()
-            .map(|e| leaves.rewrite(e))
-            .collect::<DfResult<_>>()
-            .map_err(|e| (0, e.into()))?;
+            .enumerate()
+            .map(|(i, e)| {
+                leaves.owner = i;
+                leaves.rewrite(e).map_err(|e| (i, e.into()))
+            })
+            .collect::<std::result::Result<_, _>>()?;
         let df_schema =
             DFSchema::try_from_qualified_schema(TABLE, &schema).map_err(|e| (0, e.into()))?;
-        let (leaf_exprs, leaf_schema) = leaves.plan(&ctx, &df_schema).map_err(|e| (0, e.into()))?;
+        let (leaf_exprs, leaf_schema) = leaves.plan(&ctx, &df_schema)?;
         let exprs = logical
             .into_iter()
             .enumerate()
@@ -206,13 +209,19 @@ fn plan_one(
     Ok((ctx.create_physical_expr(e, &df_schema)?, schema))
 }
 
+/// A result whose error names the expression (its index) that failed.
+type Planned<T> = std::result::Result<T, (usize, Error)>;
+
 /// The struct fields and columns a set of expressions reads (see
 /// [`Exprs::leaves`]), in the order first met.
 #[derive(Default)]
 struct Leaves {
-    /// Each leaf's name (`user.username`, or a column's own) and the
-    /// expression over the audit columns that computes it.
-    found: Vec<(String, Expr)>,
+    /// Each leaf's name (`user.username`, or a column's own), the
+    /// expression over the audit columns that computes it, and the first
+    /// expression that read it (an error planning it is that one's).
+    found: Vec<(String, Expr, usize)>,
+    /// The expression being rewritten.
+    owner: usize,
 }
 
 impl Leaves {
@@ -260,29 +269,32 @@ impl Leaves {
 
     /// The column that stands for `computed`, named `name`.
     fn leaf(&mut self, name: String, computed: Expr) -> Expr {
-        if !self.found.iter().any(|(n, _)| *n == name) {
-            self.found.push((name.clone(), computed));
+        if !self.found.iter().any(|(n, ..)| *n == name) {
+            self.found.push((name.clone(), computed, self.owner));
         }
         Expr::Column(datafusion::common::Column::new(Some(TABLE), name))
     }
 
     /// The leaves planned over `schema` (the columns read), and the
-    /// schema of the batch they make.
+    /// schema of the batch they make; the error names the expression.
     fn plan(
         self,
         ctx: &datafusion::prelude::SessionContext,
         schema: &DFSchema,
-    ) -> DfResult<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
+    ) -> Planned<(Vec<Arc<dyn PhysicalExpr>>, SchemaRef)> {
         let mut exprs = Vec::new();
         let mut fields = Vec::new();
-        for (name, e) in self.found {
-            let (_, field) = e.to_field(schema)?;
+        for (name, e, owner) in self.found {
+            let planned = e
+                .to_field(schema)
+                .and_then(|(_, field)| Ok((field, ctx.create_physical_expr(e, schema)?)));
+            let (field, expr) = planned.map_err(|e| (owner, e.into()))?;
             fields.push(Field::new(
                 name,
                 field.data_type().clone(),
                 field.is_nullable(),
             ));
-            exprs.push(ctx.create_physical_expr(e, schema)?);
+            exprs.push(expr);
         }
         Ok((exprs, Arc::new(Schema::new(fields))))
     }
