@@ -60,6 +60,7 @@ impl Exprs {
     /// The error says which expression (its index) failed, and why.
     pub fn plan(sqls: &[String]) -> std::result::Result<Self, (usize, Error)> {
         let ctx = context(1).map_err(|e| (0, e))?;
+        super::regex_like::register(&ctx);
         let full = audit_schema();
         let df_full =
             DFSchema::try_from_qualified_schema(TABLE, &full).map_err(|e| (0, e.into()))?;

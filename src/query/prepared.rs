@@ -168,6 +168,7 @@ impl BatchSession {
         for rule in ["extract_leaf_expressions", "push_down_leaf_projections"] {
             ctx.remove_optimizer_rule(rule);
         }
+        super::regex_like::register(&ctx);
         let table = Arc::new(SlotTable {
             rows: Arc::default(),
             partitions: partitions.max(1),

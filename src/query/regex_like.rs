@@ -1,4 +1,5 @@
-//! `regexp_like` that compiles each pattern once per process.
+//! `regexp_like` that compiles each pattern once per process, for the
+//! alert rules.
 //!
 //! DataFusion's `regexp_like(text, 'pattern')` (and the `~` operator its
 //! simplifier turns it into) compiles the pattern again for every batch it
@@ -8,6 +9,11 @@
 //! flags as `(?flags)`, an empty pattern matches everything, a null value
 //! or pattern gives null) but keeps the compiled patterns; any call it does
 //! not handle (a pattern per row) goes to DataFusion's own.
+//!
+//! Only the rules' sessions use it ([`register`]). A query keeps
+//! DataFusion's, whose simplifier turns a literal pattern into `LIKE`,
+//! which the reader's literal pre-filter can use (a whole scan is one
+//! compile per batch of 8,192 rows anyway).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -22,6 +28,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
+use datafusion::prelude::SessionContext;
 use regex::Regex;
 
 /// More distinct patterns than this (patterns built per query) empty the
@@ -67,6 +74,11 @@ impl RegexpLike {
         cache.insert(full, re.clone());
         Ok(Some(re))
     }
+}
+
+/// Puts this `regexp_like` in place of DataFusion's on `ctx`.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::from(RegexpLike::new()));
 }
 
 impl Default for RegexpLike {
