@@ -29,7 +29,7 @@ use crate::schema::Column;
 
 /// How many events one evaluation takes (several decoded chunks): larger
 /// batches amortise each rule's run, smaller ones bound memory.
-pub const BATCH_EVENTS: usize = 32_768;
+const BATCH_EVENTS: usize = 32_768;
 
 /// Evaluation of a whole input, batch by batch.
 pub struct Hunt {
@@ -131,7 +131,7 @@ impl Hunt {
 
     /// Evaluates a batch of events; returns the alerts that became final
     /// and can be written, in output order.
-    pub async fn push(
+    async fn push(
         &mut self,
         batches: &[RecordBatch],
         stats: &mut HuntStats,
@@ -157,7 +157,7 @@ impl Hunt {
     }
 
     /// The end of the input: everything is fed, every incident closed.
-    pub fn finish(mut self, stats: &mut HuntStats) -> Vec<Alert> {
+    fn finish(mut self, stats: &mut HuntStats) -> Vec<Alert> {
         let mut out = self.release(i64::MAX);
         for alert in self.engine.finish() {
             self.hold(alert);

@@ -58,7 +58,7 @@ struct One {
 impl Exprs {
     /// Plans each of `sqls`, an expression over the columns of `audit`.
     /// The error says which expression (its index) failed, and why.
-    pub fn plan(sqls: &[String]) -> std::result::Result<Self, (usize, Error)> {
+    pub fn plan(sqls: &[String]) -> Planned<Self> {
         let ctx = context(1).map_err(|e| (0, e))?;
         super::regex_like::register(&ctx);
         let full = audit_schema();
@@ -68,7 +68,7 @@ impl Exprs {
             .iter()
             .enumerate()
             .map(|(i, sql)| ctx.parse_sql_expr(sql, &df_full).map_err(|e| (i, e.into())))
-            .collect::<std::result::Result<_, _>>()?;
+            .collect::<Planned<_>>()?;
         let read: Vec<usize> = logical
             .iter()
             .flat_map(|e| e.column_refs())
@@ -88,7 +88,7 @@ impl Exprs {
                 leaves.owner = i;
                 leaves.rewrite(e).map_err(|e| (i, e.into()))
             })
-            .collect::<std::result::Result<_, _>>()?;
+            .collect::<Planned<_>>()?;
         let df_schema =
             DFSchema::try_from_qualified_schema(TABLE, &schema).map_err(|e| (0, e.into()))?;
         let (leaf_exprs, leaf_schema) = leaves.plan(&ctx, &df_schema)?;
@@ -112,7 +112,7 @@ impl Exprs {
                     })
                     .map_err(|e| (i, e.into()))
             })
-            .collect::<std::result::Result<_, _>>()?;
+            .collect::<Planned<_>>()?;
         Ok(Self {
             schema,
             leaves: leaf_exprs,
@@ -168,9 +168,7 @@ impl Exprs {
     /// Expression `i` over a batch from [`Exprs::bind`], one value a row.
     pub fn evaluate(&self, i: usize, bound: &RecordBatch) -> Result<ArrayRef> {
         let one = &self.exprs[i];
-        let input = bound.project(&one.columns)?;
-        let value = one.expr.evaluate(&input)?;
-        Ok(value.into_array(input.num_rows())?)
+        one.run(bound.project(&one.columns)?)
     }
 
     /// Expression `i` over the rows of `bound` that `rows` selects, one
@@ -184,8 +182,14 @@ impl Exprs {
         rows: &BooleanArray,
     ) -> Result<ArrayRef> {
         let one = &self.exprs[i];
-        let input = filter_record_batch(&bound.project(&one.columns)?, rows)?;
-        let value = one.expr.evaluate(&input)?;
+        one.run(filter_record_batch(&bound.project(&one.columns)?, rows)?)
+    }
+}
+
+impl One {
+    /// The expression over `input` (its columns), one value a row.
+    fn run(&self, input: RecordBatch) -> Result<ArrayRef> {
+        let value = self.expr.evaluate(&input)?;
         Ok(value.into_array(input.num_rows())?)
     }
 }

@@ -1,5 +1,5 @@
-//! `regexp_like` that compiles each pattern once per process, for the
-//! alert rules.
+//! `regexp_like` that compiles each pattern once for as long as a rule
+//! set is loaded.
 //!
 //! DataFusion's `regexp_like(text, 'pattern')` (and the `~` operator its
 //! simplifier turns it into) compiles the pattern again for every batch it
@@ -7,7 +7,7 @@
 //! long alternations) over thousands of small batches, and compiling them
 //! was 6% of its time. This function means the same (the `regex` crate,
 //! flags as `(?flags)`, an empty pattern matches everything, a null value
-//! or pattern gives null) but keeps the compiled patterns; any call it does
+//! or pattern gives null) but keeps the patterns it compiled; any call it does
 //! not handle (a pattern per row) goes to DataFusion's own.
 //!
 //! Only the rules' sessions use it ([`register`]). A query keeps
@@ -36,7 +36,7 @@ use regex::Regex;
 const MAX_CACHED: usize = 512;
 
 #[derive(Debug)]
-pub struct RegexpLike {
+struct RegexpLike {
     /// DataFusion's `regexp_like`: its signature, types and the cases
     /// this one leaves to it.
     inner: Arc<ScalarUDF>,
@@ -44,7 +44,7 @@ pub struct RegexpLike {
 }
 
 impl RegexpLike {
-    pub fn new() -> Self {
+    fn new() -> Self {
         Self {
             inner: datafusion::functions::regex::regexp_like(),
             cache: Mutex::default(),
@@ -79,12 +79,6 @@ impl RegexpLike {
 /// Puts this `regexp_like` in place of DataFusion's on `ctx`.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(RegexpLike::new()));
-}
-
-impl Default for RegexpLike {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl PartialEq for RegexpLike {

@@ -125,9 +125,14 @@ impl Arg {
                     _ => None,
                 }),
             },
-            ColumnarValue::Array(a) => {
-                Arg::Array(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
-            }
+            ColumnarValue::Array(a) => Arg::Array(
+                cast(a, &DataType::Utf8)?
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| {
+                        DataFusionError::Internal("cast to Utf8 gave no strings".into())
+                    })?
+                    .clone(),
+            ),
         })
     }
 
