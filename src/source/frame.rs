@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use memchr::{memchr, memchr_iter, memchr2, memrchr};
+use memmap2::Mmap;
 
 use super::files::{BlockReader, ChunkSink, FileCtx};
 use super::wrappers::{self, LogEvent, TopLevel};
-use super::{Chunk, CwMeta, Message, Origin, is_audit_stream, spare};
+use super::{Chunk, CwMeta, Message, Origin, Region, is_audit_stream, spare};
 use crate::decode::time::parse_micros;
 use crate::error::Result;
 
@@ -79,7 +80,12 @@ pub(super) fn lines(
         let (mut rest, messages) = spare::take();
         rest.extend_from_slice(&buf[cut..]);
         buf.truncate(cut);
-        let chunk = frame_lines(buf, messages, &mut line_no, ctx, format);
+        let messages = frame_lines(&buf, messages, &mut line_no, ctx, format);
+        let chunk = Chunk {
+            buf,
+            messages,
+            mapped: None,
+        };
         if !chunk.is_empty() && !emit(chunk) {
             return Ok(Flow::Stop);
         }
@@ -90,23 +96,75 @@ pub(super) fn lines(
     }
 }
 
+/// Line framing over a memory-mapped file (from `start`, past a byte-order
+/// mark): each block becomes a chunk that points into the mapping, so no
+/// byte is copied. `counted` bytes were already counted as read (format
+/// detection read them).
+pub(super) fn mapped_lines(
+    map: &Arc<Mmap>,
+    start: usize,
+    mut counted: usize,
+    ctx: &FileCtx<'_>,
+    format: LineFormat,
+    emit: &mut dyn FnMut(Chunk) -> bool,
+) -> Result<Flow> {
+    let bytes = &map[..];
+    let mut line_no = 1u64;
+    let mut pos = start;
+    while pos < bytes.len() {
+        let block_end = (pos + ctx.block_size).min(bytes.len());
+        let end = if block_end == bytes.len() {
+            block_end
+        } else {
+            match memrchr(b'\n', &bytes[pos..block_end]) {
+                Some(i) => pos + i + 1,
+                // One line longer than a block: the chunk reaches its end.
+                None => {
+                    memchr(b'\n', &bytes[block_end..]).map_or(bytes.len(), |i| block_end + i + 1)
+                }
+            }
+        };
+        if end > counted {
+            ctx.report.add_bytes_read((end - counted) as u64);
+            counted = end;
+        }
+        let (buf, messages) = spare::take();
+        let messages = frame_lines(&bytes[pos..end], messages, &mut line_no, ctx, format);
+        let chunk = Chunk {
+            buf,
+            messages,
+            mapped: Some(Region {
+                map: map.clone(),
+                start: pos,
+                end,
+            }),
+        };
+        if !chunk.is_empty() && !emit(chunk) {
+            return Ok(Flow::Stop);
+        }
+        pos = end;
+    }
+    Ok(Flow::Continue)
+}
+
+/// The messages (lines) of one block, offsets into `buf`.
 fn frame_lines(
-    buf: Vec<u8>,
+    buf: &[u8],
     mut messages: Vec<Message>,
     line_no: &mut u64,
     ctx: &FileCtx<'_>,
     format: LineFormat,
-) -> Chunk {
+) -> Vec<Message> {
     messages.reserve(buf.len() / 512 + 1);
     let mut start = 0;
-    let ends = memchr_iter(b'\n', &buf).chain(std::iter::once(buf.len()));
+    let ends = memchr_iter(b'\n', buf).chain(std::iter::once(buf.len()));
     for end in ends {
         if start > buf.len() {
             break;
         }
         let line = *line_no;
         *line_no += 1;
-        let (s, e) = trim(&buf, start, end);
+        let (s, e) = trim(buf, start, end);
         start = end + 1;
         if s == e {
             continue;
@@ -141,7 +199,7 @@ fn frame_lines(
     if buf.last() == Some(&b'\n') {
         *line_no -= 1;
     }
-    Chunk { buf, messages }
+    messages
 }
 
 /// `2023-07-31T01:58:12.101Z {...}` → (timestamp in ms, offset of the JSON).

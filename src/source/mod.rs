@@ -52,11 +52,46 @@ pub struct Message {
     pub cw: CwMeta,
 }
 
-/// A batch of messages sharing one buffer.
+/// A batch of messages sharing one buffer: bytes of its own, or a region
+/// of a memory-mapped file.
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub buf: Vec<u8>,
     pub messages: Vec<Message>,
+    /// When set, the messages' offsets are into this region, not `buf`.
+    mapped: Option<Region>,
+}
+
+/// A part of a memory-mapped file (see `files::map_file`).
+#[derive(Debug)]
+struct Region {
+    map: Arc<memmap2::Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl Region {
+    fn bytes(&self) -> &[u8] {
+        &self.map[self.start..self.end]
+    }
+}
+
+/// Read pages are let go as their chunk ends, so the mapped file counts in
+/// the process's memory only for the chunks in flight.
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is a read-only, never-written view of a file,
+        // so dropping its pages loses nothing: a later read of one (the page
+        // this region shares with the next) faults in the same bytes again
+        // from the page cache.
+        let _ = unsafe {
+            self.map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                self.start,
+                self.end - self.start,
+            )
+        };
+    }
 }
 
 /// The buffers go back to be reused (see `spare`).
@@ -70,9 +105,31 @@ impl Drop for Chunk {
 }
 
 impl Chunk {
+    /// An empty chunk with room for `bytes` of `messages` messages.
+    pub fn with_capacity(bytes: usize, messages: usize) -> Self {
+        Chunk {
+            buf: Vec::with_capacity(bytes),
+            messages: Vec::with_capacity(messages),
+            mapped: None,
+        }
+    }
+
     /// The bytes of one message.
     pub fn text(&self, m: &Message) -> &[u8] {
-        &self.buf[m.start..m.end]
+        &self.bytes()[m.start..m.end]
+    }
+
+    /// Whether the messages lie in a memory-mapped file, not in `buf`.
+    pub fn is_mapped(&self) -> bool {
+        self.mapped.is_some()
+    }
+
+    /// The bytes the messages index.
+    fn bytes(&self) -> &[u8] {
+        match &self.mapped {
+            Some(region) => region.bytes(),
+            None => &self.buf,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -101,7 +158,11 @@ impl Chunk {
             }
             start = end + 1;
         }
-        Chunk { buf, messages }
+        Chunk {
+            buf,
+            messages,
+            mapped: None,
+        }
     }
 
     /// A chunk of `texts` from one file, a message per text, numbered from

@@ -28,7 +28,9 @@ pub(super) fn take() -> Buffers {
 /// Keeps `buf` and `messages` (emptied) for [`take`], if worth it and
 /// there is room.
 pub(super) fn give(mut buf: Vec<u8>, mut messages: Vec<Message>) {
-    if buf.capacity() < WORTH_KEEPING {
+    // A chunk of a mapped file has only its message list to give.
+    if buf.capacity() < WORTH_KEEPING && messages.capacity() * size_of::<Message>() < WORTH_KEEPING
+    {
         return;
     }
     buf.clear();

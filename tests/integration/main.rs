@@ -18,6 +18,7 @@ mod formats;
 mod identities;
 mod insights;
 mod lake;
+mod mapped;
 mod nested;
 mod prefilter;
 mod rbac;

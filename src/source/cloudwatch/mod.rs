@@ -337,10 +337,8 @@ impl Chunker {
     /// A chunk of the page's messages. Problems are reported as
     /// `GROUP/STREAM:N`, the Nth event read from that stream.
     pub fn chunk(&mut self, page: &[LogEvent], report: &Report) -> Chunk {
-        let mut chunk = Chunk {
-            buf: Vec::with_capacity(page.iter().map(|e| e.message.len()).sum()),
-            messages: Vec::with_capacity(page.len()),
-        };
+        let mut chunk =
+            Chunk::with_capacity(page.iter().map(|e| e.message.len()).sum(), page.len());
         for e in page {
             let origin = self
                 .origins
