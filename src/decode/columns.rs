@@ -233,9 +233,10 @@ pub enum Builder {
 }
 
 impl Builder {
-    /// The builder of `col`; `fields` are the children a struct column
-    /// builds (the others finish all null).
-    pub fn new(col: Column, cap: usize, fields: Fields) -> Self {
+    /// The builder of `col` for `cap` rows; `fields` are the children a
+    /// struct column builds (the others finish all null); a string column
+    /// makes room for `bytes` of values (more than its default guess).
+    pub fn new(col: Column, cap: usize, fields: Fields, bytes: usize) -> Self {
         let time =
             || Builder::Time(TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"));
         match col {
@@ -271,7 +272,15 @@ impl Builder {
             | Column::LogStream
             | Column::EventId
             | Column::SourceFile
-            | Column::Raw => Builder::Str(StringBuilder::with_capacity(cap, cap * 16)),
+            | Column::Raw => Builder::Str(StringBuilder::with_capacity(cap, bytes.max(cap * 16))),
+        }
+    }
+
+    /// The bytes of values a string column holds so far.
+    pub fn value_bytes(&self) -> Option<usize> {
+        match self {
+            Builder::Str(b) => Some(b.values_slice().len()),
+            _ => None,
         }
     }
 

@@ -124,6 +124,11 @@ impl Chunk {
         self.mapped.is_some()
     }
 
+    /// The size of the text the messages lie in.
+    pub fn text_len(&self) -> usize {
+        self.bytes().len()
+    }
+
     /// The bytes the messages index.
     fn bytes(&self) -> &[u8] {
         match &self.mapped {
