@@ -21,6 +21,7 @@ use memmap2::Mmap;
 
 use super::frame::{self, Flow};
 use super::inputs::Input;
+use super::lines::{self, LineFormat};
 use super::{Chunk, Origin};
 use crate::error::{Error, Result};
 use crate::report::Report;
@@ -136,16 +137,14 @@ impl FileSource {
         // A large plain file of lines is mapped into memory and framed
         // where it lies; the blocks read so far only served to tell its
         // format.
-        let mut lines =
+        let mut frame_lines =
             |blocks: &mut BlockReader, buf, ctx: &mut FileCtx<'_>, format| match mappable
                 .as_ref()
                 .filter(|_| !gzip)
                 .and_then(map_file)
             {
-                Some(map) => {
-                    frame::mapped_lines(&map, bom, blocks.read as usize, ctx, format, emit)
-                }
-                None => frame::lines(blocks, buf, ctx, format, emit),
+                Some(map) => lines::mapped(&map, bom, blocks.read as usize, ctx, format, emit),
+                None => lines::read(blocks, buf, ctx, format, emit),
             };
         let Some(start) = buf.iter().position(|b| !b.is_ascii_whitespace()) else {
             return Ok(Flow::Continue); // empty file: no events, not an error
@@ -157,10 +156,10 @@ impl FileSource {
                 if let Some(stream) = stream_dir {
                     ctx.base = ctx.origin(None, Some(&stream));
                 }
-                lines(&mut blocks, buf, &mut ctx, frame::LineFormat::Export)
+                frame_lines(&mut blocks, buf, &mut ctx, LineFormat::Export)
             }
             b'{' if frame::is_ndjson(&mut blocks, &mut buf, start)? => {
-                lines(&mut blocks, buf, &mut ctx, frame::LineFormat::Json)
+                frame_lines(&mut blocks, buf, &mut ctx, LineFormat::Json)
             }
             b'{' | b'[' => frame::values(&mut blocks, buf, &mut ctx, emit),
             other => {

@@ -10,6 +10,7 @@ pub mod cloudwatch;
 pub mod files;
 mod frame;
 pub mod inputs;
+mod lines;
 mod spare;
 mod wrappers;
 

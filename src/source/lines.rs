@@ -1,0 +1,210 @@
+//! Line framing: a file of one message per line (NDJSON, CloudWatch S3
+//! export lines) cut into chunks, read block by block or, for a mapped
+//! file, framed where it lies.
+
+use std::sync::Arc;
+
+use memchr::{memchr, memchr_iter, memrchr};
+use memmap2::Mmap;
+
+use super::files::{BlockReader, FileCtx};
+use super::frame::Flow;
+use super::{Chunk, CwMeta, Message, Region, spare};
+use crate::decode::time::parse_micros;
+use crate::error::Result;
+
+/// What one line holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    /// One JSON event per line.
+    Json,
+    /// `<RFC3339 timestamp> <json>` (CloudWatch S3 export).
+    Export,
+}
+
+/// Line framing of a stream: whole blocks become chunks, lines become
+/// messages.
+pub(super) fn read(
+    blocks: &mut BlockReader,
+    mut buf: Vec<u8>,
+    ctx: &mut FileCtx<'_>,
+    format: LineFormat,
+    emit: &mut dyn FnMut(Chunk) -> bool,
+) -> Result<Flow> {
+    let mut line_no = 1u64;
+    let mut target = ctx.block_size;
+    loop {
+        blocks.fill(&mut buf, target)?;
+        let cut = if blocks.eof {
+            buf.len()
+        } else {
+            match memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None => {
+                    // One line longer than a block: read on until it ends.
+                    target = buf.len() * 2;
+                    continue;
+                }
+            }
+        };
+        target = ctx.block_size;
+        let (mut rest, messages) = spare::take();
+        rest.extend_from_slice(&buf[cut..]);
+        buf.truncate(cut);
+        let messages = frame_lines(&buf, messages, &mut line_no, ctx, format);
+        let chunk = Chunk {
+            buf,
+            messages,
+            mapped: None,
+        };
+        if !chunk.is_empty() && !emit(chunk) {
+            return Ok(Flow::Stop);
+        }
+        buf = rest;
+        if blocks.eof {
+            return Ok(Flow::Continue);
+        }
+    }
+}
+
+/// Line framing over a memory-mapped file (from `start`, past a byte-order
+/// mark): each block becomes a chunk that points into the mapping, so no
+/// byte is copied. `counted` bytes were already counted as read (format
+/// detection read them).
+pub(super) fn mapped(
+    map: &Arc<Mmap>,
+    start: usize,
+    mut counted: usize,
+    ctx: &FileCtx<'_>,
+    format: LineFormat,
+    emit: &mut dyn FnMut(Chunk) -> bool,
+) -> Result<Flow> {
+    let bytes = &map[..];
+    let mut line_no = 1u64;
+    let mut pos = start;
+    while pos < bytes.len() {
+        let block_end = (pos + ctx.block_size).min(bytes.len());
+        let end = if block_end == bytes.len() {
+            block_end
+        } else {
+            match memrchr(b'\n', &bytes[pos..block_end]) {
+                Some(i) => pos + i + 1,
+                // One line longer than a block: the chunk reaches its end.
+                None => {
+                    memchr(b'\n', &bytes[block_end..]).map_or(bytes.len(), |i| block_end + i + 1)
+                }
+            }
+        };
+        if end > counted {
+            ctx.report.add_bytes_read((end - counted) as u64);
+            counted = end;
+        }
+        let (buf, messages) = spare::take();
+        let messages = frame_lines(&bytes[pos..end], messages, &mut line_no, ctx, format);
+        let chunk = Chunk {
+            buf,
+            messages,
+            mapped: Some(Region {
+                map: map.clone(),
+                start: pos,
+                end,
+            }),
+        };
+        if !chunk.is_empty() && !emit(chunk) {
+            return Ok(Flow::Stop);
+        }
+        pos = end;
+    }
+    Ok(Flow::Continue)
+}
+
+/// The messages (lines) of one block, offsets into `buf`.
+fn frame_lines(
+    buf: &[u8],
+    mut messages: Vec<Message>,
+    line_no: &mut u64,
+    ctx: &FileCtx<'_>,
+    format: LineFormat,
+) -> Vec<Message> {
+    messages.reserve(buf.len() / 512 + 1);
+    let mut start = 0;
+    let ends = memchr_iter(b'\n', buf).chain(std::iter::once(buf.len()));
+    for end in ends {
+        if start > buf.len() {
+            break;
+        }
+        let line = *line_no;
+        *line_no += 1;
+        let (s, e) = trim(buf, start, end);
+        start = end + 1;
+        if s == e {
+            continue;
+        }
+        let mut cw = CwMeta::default();
+        let mut s = s;
+        if format == LineFormat::Export && buf[s] != b'{' {
+            match split_export_line(&buf[s..e]) {
+                Some((ts_ms, offset)) => {
+                    cw.timestamp_ms = Some(ts_ms);
+                    s += offset;
+                }
+                None => {
+                    ctx.report.bad_event(
+                        &ctx.label,
+                        line,
+                        "expected `<RFC 3339 timestamp> <JSON event>` (CloudWatch export line)",
+                    );
+                    continue;
+                }
+            }
+        }
+        messages.push(Message {
+            start: s,
+            end: e,
+            line,
+            origin: ctx.base.clone(),
+            cw,
+        });
+    }
+    // The final segment after a trailing newline is not a line.
+    if buf.last() == Some(&b'\n') {
+        *line_no -= 1;
+    }
+    messages
+}
+
+/// `2023-07-31T01:58:12.101Z {...}` → (timestamp in ms, offset of the JSON).
+fn split_export_line(line: &[u8]) -> Option<(i64, usize)> {
+    let space = memchr(b' ', line)?;
+    let ts = std::str::from_utf8(&line[..space]).ok()?;
+    let micros = parse_micros(ts)?;
+    let json = space
+        + 1
+        + line[space + 1..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())?;
+    Some((micros.div_euclid(1000), json))
+}
+
+fn trim(buf: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s < e && buf[s].is_ascii_whitespace() {
+        s += 1;
+    }
+    while e > s && buf[e - 1].is_ascii_whitespace() {
+        e -= 1;
+    }
+    (s, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_lines_split() {
+        let (ms, off) = split_export_line(b"2023-07-31T01:58:12.101Z {\"a\":1}").unwrap();
+        assert_eq!(ms, 1_690_768_692_101);
+        assert_eq!(off, 25);
+        assert!(split_export_line(b"{\"a\":1}").is_none());
+    }
+}
