@@ -119,7 +119,7 @@ impl Decoder {
         let mut batch = self.batch(chunk);
         let mut skipped = 0u64;
         // The fast path's events, one reused for every line.
-        let mut slot = Event::default();
+        let mut slot = fast::Slot::default();
         for msg in &chunk.messages {
             let bytes = chunk.text(msg);
             if let Some(p) = &self.prefilter
@@ -137,7 +137,7 @@ impl Decoder {
             let mut cut = false;
             let event: &Event<'_> =
                 if self.fast && fast::parse_event_into(text, &self.want, &mut slot) {
-                    &slot
+                    &slot.event
                 } else {
                     let parsed = match serde_json::from_str(text) {
                         // A number beyond f64 (`1e400`): the event is kept and

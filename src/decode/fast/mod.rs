@@ -110,32 +110,98 @@ impl Want {
 
 /// Reads one event, or `None` to let the serde path read it.
 pub fn parse_event<'a>(text: &'a str, want: &Want) -> Option<Event<'a>> {
-    let mut ev = Event::default();
-    parse_event_into(text, want, &mut ev).then_some(ev)
+    let mut slot = Slot::default();
+    parse_event_into(text, want, &mut slot).then_some(slot.event)
 }
 
-/// Reads one event into `ev` (overwriting it), or returns false to let the
-/// serde path read it, leaving `ev` in an unspecified state. The decoder
-/// reuses one `ev` for a chunk's events: an event is over a kilobyte, and
-/// returning it by value copied it several times per line.
-pub fn parse_event_into<'a>(text: &'a str, want: &Want, ev: &mut Event<'a>) -> bool {
+/// Where the events of one chunk are read, one after the other: an event is
+/// over a kilobyte, and returning it by value copied it several times per
+/// line; and the lists and maps of one event are emptied and reused for
+/// the next, not allocated anew for each.
+#[derive(Default)]
+pub struct Slot<'a> {
+    pub event: Event<'a>,
+    spare: Spare<'a>,
+}
+
+/// Emptied lists and maps, for the next event's.
+#[derive(Default)]
+struct Spare<'a> {
+    lists: Vec<Vec<Option<Cow<'a, str>>>>,
+    str_maps: Vec<Vec<(Cow<'a, str>, Str<'a>)>>,
+    list_maps: Vec<Vec<(Cow<'a, str>, StrList<'a>)>>,
+}
+
+impl<'a> Spare<'a> {
+    /// Takes the lists and maps out of `ev`, emptied.
+    fn keep_event(&mut self, ev: &mut Event<'a>) {
+        self.keep_user(&mut ev.user);
+        self.keep_user(&mut ev.impersonated_user);
+        self.keep_list(&mut ev.source_ips);
+        if let Map::Value(mut entries) = std::mem::take(&mut ev.annotations) {
+            entries.clear();
+            self.str_maps.push(entries);
+        }
+    }
+
+    fn keep_user(&mut self, user: &mut UserInfo<'a>) {
+        self.keep_list(&mut user.groups);
+        if let Map::Value(mut entries) = std::mem::take(&mut user.extra) {
+            for (_, mut list) in entries.drain(..) {
+                self.keep_list(&mut list);
+            }
+            self.list_maps.push(entries);
+        }
+    }
+
+    fn keep_list(&mut self, list: &mut StrList<'a>) {
+        if let StrList::Value(mut items) = std::mem::take(list) {
+            items.clear();
+            self.lists.push(items);
+        }
+    }
+}
+
+/// The values a map's entries may hold, each with its spare entry lists.
+trait Spared<'a>: Sized {
+    fn spare<'s>(spare: &'s mut Spare<'a>) -> &'s mut Vec<Vec<(Cow<'a, str>, Self)>>;
+}
+
+impl<'a> Spared<'a> for Str<'a> {
+    fn spare<'s>(spare: &'s mut Spare<'a>) -> &'s mut Vec<Vec<(Cow<'a, str>, Self)>> {
+        &mut spare.str_maps
+    }
+}
+
+impl<'a> Spared<'a> for StrList<'a> {
+    fn spare<'s>(spare: &'s mut Spare<'a>) -> &'s mut Vec<Vec<(Cow<'a, str>, Self)>> {
+        &mut spare.list_maps
+    }
+}
+
+/// Reads one event into `slot.event` (overwriting it), or returns false to
+/// let the serde path read it, leaving the event in an unspecified state.
+pub fn parse_event_into<'a>(text: &'a str, want: &Want, slot: &mut Slot<'a>) -> bool {
+    slot.spare.keep_event(&mut slot.event);
     let mut p = Parser {
         b: text.as_bytes(),
         s: text,
         i: 0,
+        spare: &mut slot.spare,
     };
     p.ws();
-    if p.event(want, ev).is_none() {
+    if p.event(want, &mut slot.event).is_none() {
         return false;
     }
     p.ws();
     p.i == p.b.len()
 }
 
-struct Parser<'a> {
+struct Parser<'a, 's> {
     b: &'a [u8],
     s: &'a str,
     i: usize,
+    spare: &'s mut Spare<'a>,
 }
 
 /// Reads an object's members: `$body` runs with the key bound, positioned
@@ -161,7 +227,7 @@ macro_rules! members {
     }};
 }
 
-impl<'a> Parser<'a> {
+impl<'a> Parser<'a, '_> {
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -303,7 +369,7 @@ impl<'a> Parser<'a> {
             return Some(StrList::Absent);
         }
         self.eat(b'[')?;
-        let mut items = Vec::new();
+        let mut items = self.spare.lists.pop().unwrap_or_default();
         self.ws();
         if self.peek() == Some(b']') {
             self.i += 1;
@@ -324,11 +390,11 @@ impl<'a> Parser<'a> {
     }
 
     /// An object of `V`s, later duplicates replacing earlier ones.
-    fn map<V>(&mut self, value: fn(&mut Self) -> Option<V>) -> Option<Map<'a, V>> {
+    fn map<V: Spared<'a>>(&mut self, value: fn(&mut Self) -> Option<V>) -> Option<Map<'a, V>> {
         if self.is_null() {
             return Some(Map::Absent);
         }
-        let mut entries: Vec<(Cow<'a, str>, V)> = Vec::new();
+        let mut entries = V::spare(self.spare).pop().unwrap_or_default();
         members!(self, |key| {
             let k = Cow::Borrowed(key);
             let v = value(self)?;

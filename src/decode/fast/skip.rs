@@ -41,7 +41,7 @@ impl Nesting {
     }
 }
 
-impl Parser<'_> {
+impl Parser<'_, '_> {
     /// Skips one value, checking its syntax as strictly as serde_json does,
     /// without recursion (nesting depth is unbounded).
     pub(super) fn skip(&mut self) -> Option<()> {
