@@ -16,8 +16,11 @@ use std::borrow::Cow;
 
 mod scan;
 mod skip;
+mod slot;
 
 use scan::string_run_end;
+pub use slot::Slot;
+use slot::{Spare, Spared};
 
 use super::event::{Event, Json, ObjectMeta, ObjectRef, ResponseStatus, UserInfo};
 use super::lenient::{Int, Map, Presence, Str, StrList};
@@ -112,71 +115,6 @@ impl Want {
 pub fn parse_event<'a>(text: &'a str, want: &Want) -> Option<Event<'a>> {
     let mut slot = Slot::default();
     parse_event_into(text, want, &mut slot).then_some(slot.event)
-}
-
-/// Where the events of one chunk are read, one after the other: an event is
-/// over a kilobyte, and returning it by value copied it several times per
-/// line; and the lists and maps of one event are emptied and reused for
-/// the next, not allocated anew for each.
-#[derive(Default)]
-pub struct Slot<'a> {
-    pub event: Event<'a>,
-    spare: Spare<'a>,
-}
-
-/// Emptied lists and maps, for the next event's.
-#[derive(Default)]
-struct Spare<'a> {
-    lists: Vec<Vec<Option<Cow<'a, str>>>>,
-    str_maps: Vec<Vec<(Cow<'a, str>, Str<'a>)>>,
-    list_maps: Vec<Vec<(Cow<'a, str>, StrList<'a>)>>,
-}
-
-impl<'a> Spare<'a> {
-    /// Takes the lists and maps out of `ev`, emptied.
-    fn keep_event(&mut self, ev: &mut Event<'a>) {
-        self.keep_user(&mut ev.user);
-        self.keep_user(&mut ev.impersonated_user);
-        self.keep_list(&mut ev.source_ips);
-        if let Map::Value(mut entries) = std::mem::take(&mut ev.annotations) {
-            entries.clear();
-            self.str_maps.push(entries);
-        }
-    }
-
-    fn keep_user(&mut self, user: &mut UserInfo<'a>) {
-        self.keep_list(&mut user.groups);
-        if let Map::Value(mut entries) = std::mem::take(&mut user.extra) {
-            for (_, mut list) in entries.drain(..) {
-                self.keep_list(&mut list);
-            }
-            self.list_maps.push(entries);
-        }
-    }
-
-    fn keep_list(&mut self, list: &mut StrList<'a>) {
-        if let StrList::Value(mut items) = std::mem::take(list) {
-            items.clear();
-            self.lists.push(items);
-        }
-    }
-}
-
-/// The values a map's entries may hold, each with its spare entry lists.
-trait Spared<'a>: Sized {
-    fn spare<'s>(spare: &'s mut Spare<'a>) -> &'s mut Vec<Vec<(Cow<'a, str>, Self)>>;
-}
-
-impl<'a> Spared<'a> for Str<'a> {
-    fn spare<'s>(spare: &'s mut Spare<'a>) -> &'s mut Vec<Vec<(Cow<'a, str>, Self)>> {
-        &mut spare.str_maps
-    }
-}
-
-impl<'a> Spared<'a> for StrList<'a> {
-    fn spare<'s>(spare: &'s mut Spare<'a>) -> &'s mut Vec<Vec<(Cow<'a, str>, Self)>> {
-        &mut spare.list_maps
-    }
 }
 
 /// Reads one event into `slot.event` (overwriting it), or returns false to
