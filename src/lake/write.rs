@@ -16,8 +16,9 @@ use datafusion::arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use datafusion::object_store::ObjectStoreExt;
 use datafusion::object_store::path::Path;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
 use tokio::task::JoinSet;
 
 use super::{META_DIR, data_path, lake_error, valid_cluster};
@@ -34,7 +35,7 @@ const IDLE_BATCHES: u64 = 64;
 
 /// Parquet files that every reader takes as they are.
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             // Level 1: a third faster to write than 3, files ~5% larger.
             ZstdLevel::try_new(1).expect("1 is a zstd level"),
@@ -43,8 +44,40 @@ pub fn writer_properties() -> WriterProperties {
         // for list and map children (Arrow's are `item`, `entries`).
         .set_coerce_types(true)
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP))
-        .build()
+        .set_max_row_group_row_count(Some(ROW_GROUP));
+    // A dictionary of values that never repeat only costs: every value is
+    // hashed to find none equal, then stored twice. Times (sorted, or
+    // nearly) and line numbers are deltas instead.
+    for name in [
+        col::AUDIT_ID,
+        col::REQUEST_OBJECT,
+        col::RESPONSE_OBJECT,
+        col::RAW,
+        col::EVENT_ID,
+    ] {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
+    }
+    for name in [
+        col::REQUEST_RECEIVED_TIMESTAMP,
+        col::STAGE_TIMESTAMP,
+        col::LOG_TIMESTAMP,
+        col::INGESTION_TIME,
+        col::SOURCE_LINE,
+    ] {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(name), false)
+            .set_column_encoding(ColumnPath::from(name), Encoding::DELTA_BINARY_PACKED);
+    }
+    // One event by its ID ("what else did this request do?") over months:
+    // a row group whose filter says the ID is absent is not read
+    // (DataFusion prunes by it; measured: 32 of 33 days skipped). The
+    // nested columns' filters are not used by DataFusion 55 or DuckDB, so
+    // none are written.
+    let id = ColumnPath::from(col::AUDIT_ID);
+    props = props
+        .set_column_bloom_filter_enabled(id.clone(), true)
+        .set_column_bloom_filter_max_ndv(id, ROW_GROUP as u64);
+    props.build()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -301,6 +334,14 @@ fn encode(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<(Vec<u8>, usi
             .as_primitive::<TimestampMicrosecondType>()
             .clone()
     };
+    // Decoded in parallel, a partition's batches come in any order, each
+    // sorted: put in order by their first times, they most often need no
+    // sorting of rows.
+    let mut batches = batches;
+    batches.sort_by_cached_key(|b| {
+        let t = time(b);
+        (t.is_null(0), t.is_valid(0).then(|| t.value(0)))
+    });
     let sorted: Vec<RecordBatch> = if in_order(batches.iter().map(time)) {
         batches
     } else {

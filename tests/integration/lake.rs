@@ -199,6 +199,39 @@ fn files_use_types_every_reader_takes() {
             .all(|c| c.compression().to_string().starts_with("ZSTD"))
     );
     assert!(meta.column_index().is_some() && meta.offset_index().is_some());
+    // Values that never repeat get no dictionary; sorted times are deltas;
+    // the audit ID has a bloom filter, the other columns none.
+    let chunk = |path: &str| {
+        row_group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == path)
+            .unwrap_or_else(|| panic!("no column chunk {path}"))
+    };
+    let encodings = |path: &str| format!("{:?}", chunk(path).encodings().collect::<Vec<_>>());
+    assert!(
+        !encodings("auditID").contains("DICTIONARY"),
+        "{}",
+        encodings("auditID")
+    );
+    assert!(
+        encodings("requestReceivedTimestamp").contains("DELTA_BINARY_PACKED")
+            && !encodings("requestReceivedTimestamp").contains("DICTIONARY"),
+        "{}",
+        encodings("requestReceivedTimestamp")
+    );
+    assert!(
+        encodings("verb").contains("RLE_DICTIONARY"),
+        "{}",
+        encodings("verb")
+    );
+    let blooms: Vec<String> = row_group
+        .columns()
+        .iter()
+        .filter(|c| c.bloom_filter_offset().is_some())
+        .map(|c| c.column_path().string())
+        .collect();
+    assert_eq!(blooms, ["auditID"]);
 }
 
 #[test]
