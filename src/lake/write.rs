@@ -335,8 +335,8 @@ fn encode(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<(Vec<u8>, usi
             .clone()
     };
     // Decoded in parallel, a partition's batches come in any order, each
-    // sorted: put in order by their first times, they most often need no
-    // sorting of rows.
+    // in time order when the input is: put in order by their first times,
+    // they then need no sorting of rows.
     let mut batches = batches;
     batches.sort_by_cached_key(|b| {
         let t = time(b);

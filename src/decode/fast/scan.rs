@@ -3,9 +3,7 @@
 
 /// The offset of the quote or backslash that ends the plain run of a string
 /// starting at `i`, or `None` if the string is cut short or holds a raw
-/// control character (JSON forbids them). Eight bytes at a time: a byte is
-/// flagged when it is `"`, `\\` or below 0x20 (the classic "has zero byte"
-/// test; its lowest flag is always exact, and only the lowest is used).
+/// control character (JSON forbids them).
 #[inline]
 pub(super) fn string_run_end(b: &[u8], i: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
@@ -54,7 +52,9 @@ mod sse2 {
     }
 }
 
-/// [`string_run_end`] eight bytes at a time.
+/// [`string_run_end`] eight bytes at a time: a byte is flagged when it is
+/// `"`, `\\` or below 0x20 (the classic "has zero byte" test; its lowest
+/// flag is always exact, and only the lowest is used).
 #[inline]
 fn word_run_end(b: &[u8], mut i: usize) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
