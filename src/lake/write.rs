@@ -432,6 +432,67 @@ mod tests {
         assert!(!in_order([ts(vec![None, Some(1)])].into_iter()));
     }
 
+    /// The times of the file `encode` writes for batches with these times.
+    fn encoded_times(batches: &[Vec<Option<i64>>]) -> Vec<Option<i64>> {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let field = Field::new(
+            col::REQUEST_RECEIVED_TIMESTAMP,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        );
+        let schema = Arc::new(Schema::new(vec![field]));
+        let batches = batches
+            .iter()
+            .map(|t| {
+                let t = TimestampMicrosecondArray::from(t.clone()).with_timezone("UTC");
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(t)]).unwrap()
+            })
+            .collect();
+        let (bytes, rows) = encode(&schema, batches).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let times: Vec<Option<i64>> = reader
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let t = b
+                    .column(0)
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .clone();
+                t.iter().collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(times.len(), rows);
+        times
+    }
+
+    #[test]
+    fn a_partition_is_written_in_time_order() {
+        // Sorted batches that came out of order (parallel decoding): put in
+        // order whole.
+        assert_eq!(
+            encoded_times(&[
+                vec![Some(5), Some(6)],
+                vec![Some(1), Some(2)],
+                vec![Some(7), None]
+            ]),
+            [Some(1), Some(2), Some(5), Some(6), Some(7), None]
+        );
+        // Overlapping or unsorted batches, NULLs anywhere: rows sorted.
+        assert_eq!(
+            encoded_times(&[
+                vec![Some(3), None, Some(1)],
+                vec![None, Some(2)],
+                vec![Some(0)]
+            ]),
+            [Some(0), Some(1), Some(2), Some(3), None, None]
+        );
+    }
+
     #[test]
     fn day_strings() {
         assert_eq!(day_string(0), "1970-01-01");
