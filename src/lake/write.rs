@@ -458,12 +458,11 @@ mod tests {
             .unwrap();
         let times: Vec<Option<i64>> = reader
             .flat_map(|b| {
-                let b = b.unwrap();
-                let t = b
+                b.unwrap()
                     .column(0)
                     .as_primitive::<TimestampMicrosecondType>()
-                    .clone();
-                t.iter().collect::<Vec<_>>()
+                    .iter()
+                    .collect::<Vec<_>>()
             })
             .collect();
         assert_eq!(times.len(), rows);
@@ -472,8 +471,7 @@ mod tests {
 
     #[test]
     fn a_partition_is_written_in_time_order() {
-        // Sorted batches that came out of order (parallel decoding): put in
-        // order whole.
+        // Sorted batches out of order (parallel decoding): reordered whole.
         assert_eq!(
             encoded_times(&[
                 vec![Some(5), Some(6)],
