@@ -52,11 +52,7 @@ pub(super) fn read(
         rest.extend_from_slice(&buf[cut..]);
         buf.truncate(cut);
         let messages = frame_lines(&buf, messages, &mut line_no, ctx, format);
-        let chunk = Chunk {
-            buf,
-            messages,
-            mapped: None,
-        };
+        let chunk = Chunk::owned(buf, messages);
         if !chunk.is_empty() && !emit(chunk) {
             return Ok(Flow::Stop);
         }

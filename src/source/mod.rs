@@ -106,13 +106,18 @@ impl Drop for Chunk {
 }
 
 impl Chunk {
-    /// An empty chunk with room for `bytes` of `messages` messages.
-    pub fn with_capacity(bytes: usize, messages: usize) -> Self {
+    /// A chunk whose messages lie in `buf`.
+    pub(crate) fn owned(buf: Vec<u8>, messages: Vec<Message>) -> Self {
         Chunk {
-            buf: Vec::with_capacity(bytes),
-            messages: Vec::with_capacity(messages),
+            buf,
+            messages,
             mapped: None,
         }
+    }
+
+    /// An empty chunk with room for `bytes` of `messages` messages.
+    pub fn with_capacity(bytes: usize, messages: usize) -> Self {
+        Chunk::owned(Vec::with_capacity(bytes), Vec::with_capacity(messages))
     }
 
     /// The bytes of one message.
@@ -164,11 +169,7 @@ impl Chunk {
             }
             start = end + 1;
         }
-        Chunk {
-            buf,
-            messages,
-            mapped: None,
-        }
+        Chunk::owned(buf, messages)
     }
 
     /// A chunk of `texts` from one file, a message per text, numbered from
