@@ -13,7 +13,9 @@
 //!   `support/simd_json.rs`), and arrow-json with the fixed schema
 //!   (`arrow-json`), kept as permanent baselines so the gaps stay visible;
 //! - `pipeline`: whole files through the file source (read, gzip inflate,
-//!   framing, decode), plain and gzip.
+//!   framing, decode), plain and gzip;
+//! - `inflate`: a gzip file of many members (as `fetch` and Firehose write
+//!   them) read and framed, not decoded, on one thread or on two.
 //!
 //! `cargo bench --bench decode`; on a noisy 2-core machine compare ratios
 //! within one run.
@@ -192,6 +194,56 @@ fn pipeline_group(c: &mut Criterion, data: &[u8]) {
     g.finish();
 }
 
+/// The corpus as gzip members of about 256 KB of log each.
+fn members(data: &[u8]) -> Vec<u8> {
+    let mut file = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let cut = rest
+            .iter()
+            .skip(256 << 10)
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| (256 << 10) + i + 1);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&rest[..cut]).expect("compress");
+        file.extend(enc.finish().expect("compress"));
+        rest = &rest[cut..];
+    }
+    file
+}
+
+fn inflate_group(c: &mut Criterion, data: &[u8]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gz = dir.path().join("members.log.gz");
+    std::fs::write(&gz, members(data)).expect("write fixture");
+    let mut g = c.benchmark_group("inflate");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    for threads in [1, 2] {
+        g.bench_function(format!("threads-{threads}"), |b| {
+            b.iter(|| {
+                let input = Input::File {
+                    path: gz.clone(),
+                    discovered: false,
+                };
+                let opts = SourceOptions {
+                    inflate_threads: threads,
+                    ..SourceOptions::default()
+                };
+                let source = FileSource::new(vec![input], opts, Arc::new(Report::new()));
+                let mut events = 0;
+                source
+                    .run(&mut |chunk| {
+                        events += chunk.messages.len();
+                        true
+                    })
+                    .expect("reads");
+                assert_eq!(events as u64, EVENTS);
+            })
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let data = corpus();
     let chunks = chunks(&data);
@@ -206,6 +258,7 @@ fn benches(c: &mut Criterion) {
     decode_group(c, "projected", projected.clone(), false, &data, &chunks);
     decode_group(c, "named-fields", projected, true, &data, &chunks);
     pipeline_group(c, &data);
+    inflate_group(c, &data);
 }
 
 criterion_group! {

@@ -171,6 +171,7 @@ async fn ingest_files(args: &IngestArgs, threads: usize) -> anyhow::Result<ExitC
     let opts = SourceOptions {
         cluster: args.cluster.clone(),
         log_group: args.log_group.clone(),
+        inflate_threads: crate::source::inflate_threads(threads),
         ..SourceOptions::default()
     };
     let show = !args.quiet && io::stderr().is_terminal();

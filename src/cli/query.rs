@@ -17,7 +17,9 @@ use crate::lake::Lake;
 use crate::lake::s3::S3Settings;
 use crate::query::{self, Query, saved};
 use crate::report::{Counts, Report};
-use crate::source::{ChunkSource, FileSource, SourceOptions, expand_paths, is_parquet, total_size};
+use crate::source::{
+    ChunkSource, FileSource, SourceOptions, expand_paths, inflate_threads, is_parquet, total_size,
+};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -238,6 +240,9 @@ pub(super) fn run_over(
         let opts = SourceOptions {
             cluster: args.cluster.clone(),
             log_group: args.log_group.clone(),
+            inflate_threads: inflate_threads(
+                args.threads.unwrap_or_else(query::default_partitions),
+            ),
             ..SourceOptions::default()
         };
         (

@@ -209,6 +209,7 @@ async fn gather(
             let opts = SourceOptions {
                 cluster: args.input.cluster.clone(),
                 log_group: args.input.log_group.clone(),
+                inflate_threads: crate::source::inflate_threads(partitions),
                 ..SourceOptions::default()
             };
             Arc::new(FileSource::new(inputs, opts, report.clone()))

@@ -20,6 +20,7 @@ use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
 
 use super::frame::{self, Flow};
+use super::inflate::{self, ParallelGz};
 use super::inputs::Input;
 use super::lines::{self, LineFormat};
 use super::{Chunk, Origin};
@@ -41,8 +42,10 @@ pub struct SourceOptions {
     /// live, not the path read (a scratch file of pulled events).
     pub file_is_stream: bool,
     /// Map large plain files into memory rather than read them (on unless
-    /// `EKSAUDIT_NO_MMAP` is set; see `map_file`).
+    /// `EKSAUDIT_NO_MMAP` is set; see `map_file`), and large gzip files to
+    /// inflate on this many threads (see `inflate`).
     pub mmap: bool,
+    pub inflate_threads: usize,
 }
 
 impl Default for SourceOptions {
@@ -53,7 +56,22 @@ impl Default for SourceOptions {
             block_size: 4 << 20,
             file_is_stream: false,
             mmap: std::env::var_os("EKSAUDIT_NO_MMAP").is_none_or(|v| v.is_empty() || v == "0"),
+            inflate_threads: inflate_threads(crate::query::default_partitions()),
         }
+    }
+}
+
+/// Threads to inflate a large gzip file on, for a read with `threads`
+/// decoding threads: as many, on a machine of three or more cores. With
+/// two, the one thread that frames the lines already inflates beside the
+/// decoders and keeps both cores busy; inflating on more threads then
+/// only adds a copy of every block (a group-by over a 47 MB file of gzip
+/// members took 369 ms that way on two cores, 345 ms without).
+pub fn inflate_threads(threads: usize) -> usize {
+    if crate::query::default_partitions() > 2 {
+        threads
+    } else {
+        1
     }
 }
 
@@ -106,7 +124,20 @@ impl FileSource {
         // gzip decoder, or (plain files) what `fill` reads, which keeps the
         // reads going straight into the block without a wrapper in between.
         let compressed = Arc::new(Compressed::default());
-        let (reader, count): (Box<dyn Read + Send>, _) = if gzip {
+        let mapped_gzip = mappable
+            .as_ref()
+            .filter(|_| gzip && self.opts.inflate_threads > 1)
+            .and_then(map_file);
+        let (reader, count): (Box<dyn Read + Send>, _) = if let Some(map) = mapped_gzip {
+            let reader = ParallelGz::new(
+                map,
+                self.opts.inflate_threads,
+                inflate::SEGMENT,
+                self.report.clone(),
+                compressed.clone(),
+            );
+            (Box::new(reader), None)
+        } else if gzip {
             let counted = Counted {
                 inner: buffered,
                 report: self.report.clone(),
@@ -238,7 +269,7 @@ struct Counted {
 /// decompressing it) failed.
 #[derive(Debug, Default)]
 pub(super) struct Compressed {
-    bytes: AtomicU64,
+    pub(super) bytes: AtomicU64,
     failed: AtomicBool,
 }
 

@@ -9,6 +9,7 @@
 pub mod cloudwatch;
 pub mod files;
 mod frame;
+mod inflate;
 pub mod inputs;
 mod lines;
 mod spare;
@@ -17,7 +18,7 @@ mod wrappers;
 use std::sync::Arc;
 
 pub use cloudwatch::CloudWatchSource;
-pub use files::{FileSource, SourceOptions};
+pub use files::{FileSource, SourceOptions, inflate_threads};
 pub use inputs::{Input, expand_paths, is_parquet, total_size};
 
 /// Where a message came from: the file, and the CloudWatch log group and

@@ -1,6 +1,7 @@
-//! Large plain files are memory-mapped and framed in place: the messages,
-//! their line numbers, the problems reported and the bytes counted must be
-//! those of reading the same file block by block.
+//! Large plain files are memory-mapped and framed in place, and large gzip
+//! files inflated on several threads: the messages, their line numbers,
+//! the problems reported and the bytes counted must be those of reading
+//! the same file block by block.
 
 use std::fs;
 use std::sync::Arc;
@@ -21,10 +22,15 @@ type Read = (
 );
 
 fn read(path: &str, mmap: bool, block_size: usize) -> Read {
+    read_on(path, mmap, block_size, 1)
+}
+
+fn read_on(path: &str, mmap: bool, block_size: usize, inflate_threads: usize) -> Read {
     let report = Arc::new(Report::new());
     let opts = SourceOptions {
         mmap,
         block_size,
+        inflate_threads,
         ..SourceOptions::default()
     };
     let source = FileSource::new(
@@ -123,6 +129,70 @@ fn a_mapped_file_frames_as_a_read_one() {
             assert_eq!(got.1, want.1, "{path}, blocks of {block}");
             assert_eq!(got.2, want.2, "{path}, blocks of {block}");
             assert!(got.3, "{path} was mapped");
+        }
+    }
+}
+
+/// `text` as gzip members of about 40 KB of log each (as `fetch` writes),
+/// every third one stored rather than compressed, so that the file is
+/// large enough to be mapped.
+fn gzip_members(text: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    text.chunks(40 << 10)
+        .enumerate()
+        .flat_map(|(i, part)| {
+            let level = if i % 3 == 0 { 0 } else { 6 };
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            gz.write_all(part).unwrap();
+            gz.finish().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn gzip_members_inflated_on_several_threads_read_as_on_one() {
+    let text = fs::read_to_string(format!("{}/kube-apiserver/audit.log", samples())).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("userAgent")).collect();
+    let log: Vec<u8> = (0..4).flat_map(|_| awkward_log(&lines, false)).collect();
+    let whole = gzip_members(&log);
+    assert!(
+        whole.len() > 1 << 20,
+        "large enough to be mapped: {}",
+        whole.len()
+    );
+    let mut cut = whole.clone();
+    cut.truncate(whole.len() - 100);
+    let mut damaged = whole.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x55;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, problem) in [
+        ("whole", whole, None),
+        ("cut", cut, Some("gzip stream ends early")),
+        ("damaged", damaged, Some("gzip data corrupt")),
+    ] {
+        let path = dir.path().join(format!("{name}.log.gz"));
+        fs::write(&path, &bytes).unwrap();
+        let path = path.display().to_string();
+        let want = read_on(&path, true, 1 << 20, 1);
+        for threads in [2, 5] {
+            let got = read_on(&path, true, 1 << 20, threads);
+            let Some(problem) = problem else {
+                assert_eq!(got, want, "{name}, {threads} threads");
+                assert_eq!(got.2, bytes.len() as u64);
+                continue;
+            };
+            // The inflated bytes before the damage may differ by what the
+            // decoder held when it failed: the last message may be cut
+            // elsewhere, and the byte named is where each stopped reading.
+            let same = want.0.len().min(got.0.len()) - 1;
+            assert!(same > 1000, "{name}: {same} messages before the damage");
+            assert_eq!(got.0[..same], want.0[..same], "{name}, {threads} threads");
+            for problems in [&got.1, &want.1] {
+                let gzip: Vec<_> = problems.iter().filter(|p| p.contains("gzip")).collect();
+                assert_eq!(gzip.len(), 1, "{name}: {problems:?}");
+                assert!(gzip[0].contains(problem), "{name}: {problems:?}");
+            }
         }
     }
 }
