@@ -235,8 +235,13 @@ impl ParallelGz {
     fn hand_out(&mut self) {
         let Some(jobs) = &self.jobs else { return };
         while self.pending.len() < self.window && self.next < self.starts.len() {
-            let (out, from) = bounded(PIECE_BUFFER);
             let start = self.starts[self.next];
+            if start < self.verified {
+                // Already overrun: not a member's start.
+                self.next += 1;
+                continue;
+            }
+            let (out, from) = bounded(PIECE_BUFFER);
             if jobs.send(Job { start, out }).is_err() {
                 return;
             }
