@@ -9,6 +9,7 @@
 
 pub mod cluster;
 mod dialect;
+mod distinct_agg;
 mod exprs;
 pub mod fed;
 pub mod hints;
