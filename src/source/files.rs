@@ -42,9 +42,10 @@ pub struct SourceOptions {
     /// live, not the path read (a scratch file of pulled events).
     pub file_is_stream: bool,
     /// Map large plain files into memory rather than read them (on unless
-    /// `EKSAUDIT_NO_MMAP` is set; see `map_file`), and large gzip files to
-    /// inflate on this many threads (see `inflate`).
+    /// `EKSAUDIT_NO_MMAP` is set; see `map_file`).
     pub mmap: bool,
+    /// Inflate large mapped gzip files on this many threads (see
+    /// `inflate`; 1 inflates on the framing thread).
     pub inflate_threads: usize,
 }
 
