@@ -18,8 +18,9 @@
 //! (a corrupt member ends the output where the one-by-one reading would).
 //! A file of one member is inflated by the first worker alone.
 //!
-//! Memory: at most `WINDOW * threads` pieces are in hand, each holding at
-//! most `PIECE_BUFFER` blocks of `BLOCK` inflated bytes not yet read.
+//! Memory: at most `WINDOW * threads` pieces wait besides the one being
+//! read, each holding at most `PIECE_BUFFER` blocks of `BLOCK` inflated
+//! bytes not yet read.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use flate2::bufread::GzDecoder;
 
 use super::files::Compressed;
@@ -197,7 +198,9 @@ impl ParallelGz {
     ) -> Self {
         let starts = Arc::new(piece_starts((*data).as_ref(), segment));
         let threads = threads.clamp(1, starts.len());
-        let (jobs, queue) = bounded::<Job>(WINDOW * threads);
+        // Unbounded, so that handing out never waits on workers that may
+        // be waiting on the reader; the window bounds what is handed out.
+        let (jobs, queue) = unbounded::<Job>();
         let spares = Spares::new(WINDOW * threads * (PIECE_BUFFER + 1));
         let workers = (0..threads)
             .map(|_| {
