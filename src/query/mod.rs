@@ -20,6 +20,7 @@ pub mod pod;
 mod prepared;
 mod pushdown;
 mod regex_like;
+mod regex_replace;
 pub mod saved;
 mod table;
 pub mod udf;

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArr
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{AggregateUDF, ColumnarValue, Volatility, create_udf};
+use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use ipnet::IpNet;
 
@@ -60,6 +60,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(bool_fn("is_system_user", 1, |a| Ok(is_system_user(a[0]))));
     ctx.register_udf(bool_fn("is_valid_ip", 1, |a| Ok(parse_ip(a[0]).is_some())));
     ctx.register_udaf(AggregateUDF::from(super::distinct_agg::ArrayAgg::new()));
+    ctx.register_udf(ScalarUDF::from(super::regex_replace::RegexpReplace::new()));
 }
 
 /// Applies `f` row by row to string arguments; any null argument gives null.
