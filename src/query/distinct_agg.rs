@@ -142,6 +142,8 @@ struct DistinctText {
     text: Vec<u8>,
     /// The groups that saw a NULL value.
     saw_null: Vec<bool>,
+    /// Seeded per accumulator: values (user agents, URIs) come from
+    /// whoever calls the API, and must not be able to aim at one chain.
     hasher: RandomState,
 }
 
@@ -149,6 +151,7 @@ impl DistinctText {
     fn new(ignore_nulls: bool) -> Self {
         Self {
             ignore_nulls,
+            hasher: RandomState::with_seed(fastrand::u64(..)),
             ..Self::default()
         }
     }
