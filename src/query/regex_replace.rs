@@ -11,7 +11,6 @@
 //! A batch whose values are mostly distinct (URIs, IDs) goes to DataFusion's
 //! as it is, as does every other call.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
@@ -27,7 +26,7 @@ use datafusion::logical_expr::{
 const SAMPLE: usize = 1024;
 const MOST_DISTINCT: usize = SAMPLE / 2;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct RegexpReplace {
     inner: Arc<ScalarUDF>,
 }
@@ -37,20 +36,6 @@ impl RegexpReplace {
         Self {
             inner: datafusion::functions::regex::regexp_replace(),
         }
-    }
-}
-
-impl PartialEq for RegexpReplace {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for RegexpReplace {}
-
-impl Hash for RegexpReplace {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
     }
 }
 

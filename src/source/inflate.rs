@@ -1,8 +1,7 @@
 //! Inflating a gzip file on several cores.
 //!
-//! Most gzip logs are many members end to end: `fetch --format ndjson.gz`
-//! writes one per batch pulled, Firehose one per record, `aws logs` output
-//! two. A member can only be found by inflating the one before it, so the
+//! Most gzip logs are many members end to end (`fetch`, Firehose, `aws
+//! logs`). A member can only be found by inflating the one before it, so the
 //! file is cut at *candidate* member starts (the bytes `1f 8b 08` and a
 //! flag byte with no reserved bit set; compressed data holds such bytes now
 //! and then, so some candidates are false) and each worker inflates from
@@ -14,8 +13,7 @@
 //! each used piece ends on a member boundary it found by inflating. A piece
 //! begun at a false candidate either fails or is overrun by the piece
 //! before it, and is thrown away unread. So the output is, byte for byte,
-//! what inflating the members one after the other gives, errors included
-//! (a corrupt member ends the output where the one-by-one reading would).
+//! what inflating the members one after the other gives, errors included.
 //! A file of one member is inflated by the first worker alone.
 //!
 //! Memory: at most `WINDOW * threads` pieces wait besides the one being
@@ -171,7 +169,6 @@ pub(super) struct ParallelGz {
     pending: VecDeque<(usize, Receiver<Out>)>,
     /// The next piece to hand out.
     next: usize,
-    window: usize,
     /// Where the output read so far ends in the file: always a member
     /// boundary.
     verified: usize,
@@ -218,7 +215,6 @@ impl ParallelGz {
             jobs: Some(jobs),
             pending: VecDeque::new(),
             next: 0,
-            window: WINDOW * threads,
             verified: 0,
             reading: None,
             block: Vec::new(),
@@ -234,10 +230,11 @@ impl ParallelGz {
         reader
     }
 
-    /// Keeps `window` pieces with the workers.
+    /// Keeps `WINDOW` pieces per worker handed out.
     fn hand_out(&mut self) {
         let Some(jobs) = &self.jobs else { return };
-        while self.pending.len() < self.window && self.next < self.starts.len() {
+        let window = WINDOW * self.workers.len();
+        while self.pending.len() < window && self.next < self.starts.len() {
             let start = self.starts[self.next];
             if start < self.verified {
                 // Already overrun: not a member's start.
@@ -421,11 +418,16 @@ mod tests {
         assert_eq!(out, text);
     }
 
+    /// `count` members of `with_false_starts` text, compressed at `level`.
+    fn members(count: usize, level: u32) -> Vec<u8> {
+        (0..count)
+            .flat_map(|i| member(&with_false_starts(i), level))
+            .collect()
+    }
+
     #[test]
     fn a_cut_file_ends_early_as_one_by_one_reading_does() {
-        let file: Vec<u8> = (0..50)
-            .flat_map(|i| member(&with_false_starts(i), 6))
-            .collect();
+        let file = members(50, 6);
         let cut = &file[..file.len() - 10];
         let (out, err, _) = inflate(cut, 2, 100);
         let (expected, expected_err) = one_by_one(cut);
@@ -435,9 +437,7 @@ mod tests {
 
     #[test]
     fn dropping_the_reader_part_way_lets_the_workers_go() {
-        let file: Vec<u8> = (0..2000)
-            .flat_map(|i| member(&with_false_starts(i), 1))
-            .collect();
+        let file = members(2000, 1);
         let mut reader = ParallelGz::new(
             Arc::new(file),
             3,
