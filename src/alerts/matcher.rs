@@ -185,18 +185,12 @@ impl Matcher {
         };
         let bound = predicates.bind(batch)?;
         let mut masks = Vec::new();
+        // Null is not a match.
+        let mut masks_of = predicates.masks(&bound);
         let mut union: Option<BooleanBuffer> = None;
         for (rule, how) in self.how.iter().enumerate() {
             let How::Predicate(p) = *how else { continue };
-            let value = predicates
-                .evaluate(p, &bound)
-                .map_err(|e| self.located(rule, e))?;
-            // Null is not a match.
-            let value = value.as_boolean();
-            let mask = match value.nulls() {
-                Some(valid) => value.values() & valid.inner(),
-                None => value.values().clone(),
-            };
+            let mask = masks_of.of(p).map_err(|e| self.located(rule, e))?;
             union = Some(match union {
                 Some(u) => &u | &mask,
                 None => mask.clone(),

@@ -24,6 +24,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, lit};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::masks::{Conjuncts, Masks};
 use super::{TABLE, context};
 use crate::error::{Error, Result};
 use crate::schema::{Column, audit_schema};
@@ -41,6 +42,8 @@ pub struct Exprs {
     leaves: Vec<Arc<dyn PhysicalExpr>>,
     leaf_schema: SchemaRef,
     exprs: Vec<One>,
+    /// The predicates as their conjuncts (see [`Exprs::masks`]).
+    conjuncts: Conjuncts,
 }
 
 /// One expression, planned over only the columns it reads: DataFusion's
@@ -48,10 +51,10 @@ pub struct Exprs {
 /// the whole input batch, so an expression given every rule's columns
 /// copied all of them (`requestObject` too) to test one.
 #[derive(Debug)]
-struct One {
+pub(super) struct One {
     expr: Arc<dyn PhysicalExpr>,
     /// Its columns: positions in the bound batch, and their schema.
-    columns: Vec<usize>,
+    pub(super) columns: Vec<usize>,
     schema: SchemaRef,
 }
 
@@ -92,32 +95,19 @@ impl Exprs {
         let df_schema =
             DFSchema::try_from_qualified_schema(TABLE, &schema).map_err(|e| (0, e.into()))?;
         let (leaf_exprs, leaf_schema) = leaves.plan(&ctx, &df_schema)?;
-        let exprs = logical
+        let planned: Vec<(One, Expr)> = logical
             .into_iter()
             .enumerate()
-            .map(|(i, e)| {
-                let columns: Vec<usize> = e
-                    .column_refs()
-                    .iter()
-                    .filter_map(|c| leaf_schema.index_of(&c.name).ok())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let planned = plan_one(&ctx, e, &leaf_schema, &columns);
-                planned
-                    .map(|(expr, schema)| One {
-                        expr,
-                        columns,
-                        schema,
-                    })
-                    .map_err(|e| (i, e.into()))
-            })
+            .map(|(i, e)| One::plan(&ctx, e, &leaf_schema).map_err(|e| (i, e.into())))
             .collect::<Planned<_>>()?;
+        let conjuncts = Conjuncts::plan(&ctx, &planned, &leaf_schema)?;
+        let exprs = planned.into_iter().map(|(one, _)| one).collect();
         Ok(Self {
             schema,
             leaves: leaf_exprs,
             leaf_schema,
             exprs,
+            conjuncts,
         })
     }
 
@@ -159,10 +149,13 @@ impl Exprs {
 
     /// Whether expression `i` is true or false (or null): a predicate.
     pub fn is_boolean(&self, i: usize) -> bool {
-        let one = &self.exprs[i];
-        one.expr
-            .data_type(&one.schema)
-            .is_ok_and(|t| t == DataType::Boolean)
+        self.exprs[i].is_boolean()
+    }
+
+    /// The predicates over a batch from [`Exprs::bind`], conjunct by
+    /// conjunct (see [`Masks`]).
+    pub fn masks<'a>(&'a self, bound: &'a RecordBatch) -> Masks<'a> {
+        self.conjuncts.masks(&self.exprs, bound)
     }
 
     /// Expression `i` over a batch from [`Exprs::bind`], one value a row.
@@ -187,35 +180,54 @@ impl Exprs {
 }
 
 impl One {
+    /// `e` (over the leaves of `full`), typed, simplified and planned
+    /// over the columns it reads; with the simplified expression.
+    pub(super) fn plan(
+        ctx: &datafusion::prelude::SessionContext,
+        e: Expr,
+        full: &Schema,
+    ) -> DfResult<(Self, Expr)> {
+        let columns: Vec<usize> = e
+            .column_refs()
+            .iter()
+            .filter_map(|c| full.index_of(&c.name).ok())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let schema = Arc::new(full.project(&columns)?);
+        let df_schema = Arc::new(DFSchema::try_from_qualified_schema(TABLE, &schema)?);
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_schema(df_schema.clone())
+                .with_config_options(ctx.state().config_options().clone())
+                .build(),
+        );
+        let e = simplifier.simplify(simplifier.coerce(e, &df_schema)?)?;
+        let expr = ctx.create_physical_expr(e.clone(), &df_schema)?;
+        let one = Self {
+            expr,
+            columns,
+            schema,
+        };
+        Ok((one, e))
+    }
+
+    /// Whether it is true or false (or null): a predicate.
+    pub(super) fn is_boolean(&self) -> bool {
+        self.expr
+            .data_type(&self.schema)
+            .is_ok_and(|t| t == DataType::Boolean)
+    }
+
     /// The expression over `input` (its columns), one value a row.
-    fn run(&self, input: RecordBatch) -> Result<ArrayRef> {
+    pub(super) fn run(&self, input: RecordBatch) -> Result<ArrayRef> {
         let value = self.expr.evaluate(&input)?;
         Ok(value.into_array(input.num_rows())?)
     }
 }
 
-/// `e`, typed, simplified and planned over the `columns` of `full` (the
-/// ones it reads).
-fn plan_one(
-    ctx: &datafusion::prelude::SessionContext,
-    e: Expr,
-    full: &Schema,
-    columns: &[usize],
-) -> DfResult<(Arc<dyn PhysicalExpr>, SchemaRef)> {
-    let schema = Arc::new(full.project(columns)?);
-    let df_schema = Arc::new(DFSchema::try_from_qualified_schema(TABLE, &schema)?);
-    let simplifier = ExprSimplifier::new(
-        SimplifyContext::builder()
-            .with_schema(df_schema.clone())
-            .with_config_options(ctx.state().config_options().clone())
-            .build(),
-    );
-    let e = simplifier.simplify(simplifier.coerce(e, &df_schema)?)?;
-    Ok((ctx.create_physical_expr(e, &df_schema)?, schema))
-}
-
 /// A result whose error names the expression (its index) that failed.
-type Planned<T> = std::result::Result<T, (usize, Error)>;
+pub(super) type Planned<T> = std::result::Result<T, (usize, Error)>;
 
 /// The struct fields and columns a set of expressions reads (see
 /// [`Exprs::leaves`]), in the order first met.

@@ -14,6 +14,7 @@ mod exprs;
 pub mod fed;
 pub mod hints;
 mod lake;
+mod masks;
 mod names;
 mod nested;
 pub mod pod;
@@ -51,6 +52,7 @@ use crate::report::Report;
 use crate::source::ChunkSource;
 pub use exprs::Exprs;
 pub use lake::{files_scanned, lake_batches, lake_session};
+pub use masks::Masks;
 pub use prepared::{BatchSession, Prepared};
 pub use table::AuditTable;
 
