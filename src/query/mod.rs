@@ -201,7 +201,7 @@ impl Query {
         };
         let state = ctx.state();
         let plan = state.statement_to_plan(statement).await?;
-        if looks_into_a_map_in_a_struct(&plan) {
+        if looks_into_a_map_in_a_struct(&plan) && reads_parquet(&plan) {
             // DataFusion 55.2's leaf-expression extraction breaks map
             // lookups inside structs over Parquet (`user.extra['arn'][1]`
             // grouped by: "Column references column 'user' ... input
@@ -210,6 +210,9 @@ impl Query {
             // answers as over logs (tests/integration/cli.rs, lake.rs);
             // with it, other queries read only the struct fields they
             // name from Parquet. The DataFrame keeps this session state.
+            // Over logs it stays: a `CASE` over `user.username` then
+            // filters that field, not the whole `user` struct, branch
+            // after branch.
             ctx.remove_optimizer_rule("extract_leaf_expressions");
         }
         let df = ctx.execute_logical_plan(plan).await?;
@@ -312,6 +315,24 @@ fn looks_into_a_map_in_a_struct(plan: &datafusion::logical_expr::LogicalPlan) ->
         } else {
             TreeNodeRecursion::Continue
         })
+    });
+    found
+}
+
+/// Whether `plan` (with its subqueries) scans Parquet files.
+fn reads_parquet(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::source_as_provider;
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node
+            && source_as_provider(&scan.source)
+                .is_ok_and(|p| p.downcast_ref::<ListingTable>().is_some())
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
     });
     found
 }
