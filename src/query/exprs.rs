@@ -203,6 +203,7 @@ impl One {
                 .build(),
         );
         let e = simplifier.simplify(simplifier.coerce(e, &df_schema)?)?;
+        let e = super::map_get::fast(e)?.data;
         let expr = ctx.create_physical_expr(e.clone(), &df_schema)?;
         let one = Self {
             expr,

@@ -14,6 +14,7 @@ mod exprs;
 pub mod fed;
 pub mod hints;
 mod lake;
+mod map_get;
 mod masks;
 mod names;
 mod nested;
@@ -152,6 +153,7 @@ fn context(partitions: usize) -> Result<SessionContext> {
     let mut ctx = SessionContext::new_with_config(config(SessionConfig::new(), partitions));
     equip(&mut ctx)?;
     ctx.add_optimizer_rule(Arc::new(nested::NestedFields));
+    ctx.add_optimizer_rule(Arc::new(map_get::FastMapGet));
     Ok(ctx)
 }
 
