@@ -14,7 +14,8 @@
 //!
 //! [`FastMapGet`], an optimizer rule, puts it in place of DataFusion's in
 //! every plan of a local session (run last in each pass, since
-//! simplification rebuilds `get_field` calls with DataFusion's).
+//! simplification rebuilds `get_field` calls with DataFusion's) that does
+//! not read Parquet.
 
 use std::sync::{Arc, LazyLock};
 
@@ -145,6 +146,12 @@ impl OptimizerRule for FastMapGet {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        // DataFusion's reads only the struct fields a Parquet scan needs
+        // (`user.username`, not `user` with its groups and extra map): it
+        // knows its own `get_field`, not this one.
+        if super::reads_parquet(&plan) {
+            return Ok(Transformed::no(plan));
+        }
         plan.transform_up_with_subqueries(|node| node.map_expressions(fast))
     }
 }
@@ -228,16 +235,11 @@ mod tests {
         MemTable::try_new(batches[0].schema(), vec![batches]).unwrap()
     }
 
-    /// `sql`'s answer, and whether its plan calls [`GetField`].
-    async fn answer(seed: u64, ours: bool, sql: &str) -> (String, bool) {
-        let ctx = SessionContext::new();
-        if ours {
-            ctx.add_optimizer_rule(Arc::new(FastMapGet));
-        }
-        ctx.register_table("t", Arc::new(table(seed))).unwrap();
+    /// Whether the optimized plan of `sql` calls [`GetField`].
+    async fn calls_ours(ctx: &SessionContext, sql: &str) -> bool {
         let df = ctx.sql(sql).await.unwrap();
-        let mut used = false;
         let optimized = ctx.state().optimize(df.logical_plan()).unwrap();
+        let mut used = false;
         optimized
             .apply_with_subqueries(|node| {
                 node.apply_expressions(|e| {
@@ -250,7 +252,23 @@ mod tests {
                 })
             })
             .unwrap();
-        let batches = df.collect().await.unwrap();
+        used
+    }
+
+    fn session(ours: bool) -> SessionContext {
+        let ctx = SessionContext::new();
+        if ours {
+            ctx.add_optimizer_rule(Arc::new(FastMapGet));
+        }
+        ctx
+    }
+
+    /// `sql`'s answer, and whether its plan calls [`GetField`].
+    async fn answer(seed: u64, ours: bool, sql: &str) -> (String, bool) {
+        let ctx = session(ours);
+        ctx.register_table("t", Arc::new(table(seed))).unwrap();
+        let used = calls_ours(&ctx, sql).await;
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         (pretty_format_batches(&batches).unwrap().to_string(), used)
     }
 
@@ -270,6 +288,29 @@ mod tests {
                 assert!(used, "{sql}: the plan kept DataFusion's get_field");
                 assert_eq!(ours, theirs, "seed {seed}: {sql}");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn leaves_parquet_scans_to_datafusions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let ctx = session(true);
+        ctx.register_table("t", Arc::new(table(1))).unwrap();
+        let df = ctx.sql("select * from t").await.unwrap();
+        let opts = datafusion::dataframe::DataFrameWriteOptions::new();
+        df.write_parquet(path.to_str().unwrap(), opts, None)
+            .await
+            .unwrap();
+        ctx.register_parquet("p", path.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
+        assert!(calls_ours(&ctx, "select m['k0'] from t").await);
+        for sql in [
+            "select s.name from p",
+            "select m['k0'], s.extra['k1'] from p",
+        ] {
+            assert!(!calls_ours(&ctx, sql).await, "{sql}");
         }
     }
 }
