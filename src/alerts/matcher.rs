@@ -185,12 +185,12 @@ impl Matcher {
         };
         let bound = predicates.bind(batch)?;
         let mut masks = Vec::new();
-        // Null is not a match.
-        let mut masks_of = predicates.masks(&bound);
+        // Where each predicate is true (null is not a match).
+        let mut truth = predicates.masks(&bound);
         let mut union: Option<BooleanBuffer> = None;
         for (rule, how) in self.how.iter().enumerate() {
             let How::Predicate(p) = *how else { continue };
-            let mask = masks_of.of(p).map_err(|e| self.located(rule, e))?;
+            let mask = truth.of(p).map_err(|e| self.located(rule, e))?;
             union = Some(match union {
                 Some(u) => &u | &mask,
                 None => mask.clone(),

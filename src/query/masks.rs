@@ -22,16 +22,15 @@ use std::collections::HashMap;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::error::DataFusionError;
-use datafusion::logical_expr::Expr;
-use datafusion::logical_expr::Operator;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::utils::{split_binary, split_conjunction};
+use datafusion::logical_expr::{Expr, Operator};
 use datafusion::prelude::SessionContext;
 
 use super::exprs::{One, Planned};
 use crate::error::Result;
-use datafusion::arrow::datatypes::Schema;
 
 /// A cheap conjunct true for at most this share of the rows left is
 /// evaluated over those rows only (as DataFusion's `AND` does); above it,
@@ -70,23 +69,11 @@ impl Conjuncts {
             let mut mine = Vec::new();
             if one.is_boolean() {
                 for any in split_binary(e, Operator::Or) {
-                    let mut all = Vec::new();
-                    for part in split_conjunction(any) {
-                        let id = match seen.get(part) {
-                            Some(&id) => id,
-                            None => {
-                                let (one, _) = One::plan(ctx, part.clone(), full)
-                                    .map_err(|e| (i, e.into()))?;
-                                out.parts.push(Part {
-                                    one,
-                                    costly: costly(part),
-                                });
-                                seen.insert(part, out.parts.len() - 1);
-                                out.parts.len() - 1
-                            }
-                        };
-                        all.push(id);
-                    }
+                    let mut all = split_conjunction(any)
+                        .into_iter()
+                        .map(|part| out.part(&mut seen, ctx, part, full))
+                        .collect::<DfResult<Vec<_>>>()
+                        .map_err(|e| (i, e.into()))?;
                     // Stable: the cheap ones first, each kind as written.
                     all.sort_by_key(|&p| out.parts[p].costly);
                     mine.push(all);
@@ -102,6 +89,26 @@ impl Conjuncts {
             out.of.push(mine);
         }
         Ok(out)
+    }
+
+    /// Where conjunct `e` is among the parts, planned when first met.
+    fn part<'e>(
+        &mut self,
+        seen: &mut HashMap<&'e Expr, usize>,
+        ctx: &SessionContext,
+        e: &'e Expr,
+        full: &Schema,
+    ) -> DfResult<usize> {
+        if let Some(&id) = seen.get(e) {
+            return Ok(id);
+        }
+        let (one, _) = One::plan(ctx, e.clone(), full)?;
+        self.parts.push(Part {
+            one,
+            costly: costly(e),
+        });
+        seen.insert(e, self.parts.len() - 1);
+        Ok(self.parts.len() - 1)
     }
 
     /// An evaluation of the predicates over `bound` (a batch bound to the
