@@ -24,6 +24,9 @@ them first). Days are pruned on the cluster as locally: by `dt`, `cluster`,
 after --executor-timeout; its tasks are run again on the others, or the
 query fails with the scheduler's error when none is left.
 
+An executor started before its scheduler waits for it (--scheduler-wait,
+60 s by default), then exits with an error if it never answered.
+
 No authentication or TLS between nodes: keep them on a private network.
 Ballista's messages go to stderr: warnings and errors unless RUST_LOG
 says otherwise (RUST_LOG=info shows each task).";
@@ -48,6 +51,44 @@ fn init_logging() {
         .init();
 }
 
+/// Returns once the scheduler accepts a connection; an error after
+/// `wait` without one. Ballista's executor gives up at once when the
+/// scheduler is not listening yet (it may start after it, as pods do).
+async fn wait_for_scheduler(
+    at: std::net::SocketAddr,
+    wait: std::time::Duration,
+) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    let mut said = false;
+    loop {
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            tokio::net::TcpStream::connect(at),
+        );
+        match attempt.await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if started.elapsed() >= wait => {
+                anyhow::bail!(
+                    "the scheduler at {at} did not answer in {} s: {e}",
+                    wait.as_secs()
+                )
+            }
+            Err(_) if started.elapsed() >= wait => {
+                anyhow::bail!(
+                    "the scheduler at {at} did not answer in {} s",
+                    wait.as_secs()
+                )
+            }
+            _ => {}
+        }
+        if !said {
+            eprintln!("eksaudit: waiting for the scheduler at {at}");
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -63,6 +104,8 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
                 run_scheduler(a.bind, host, a.executor_timeout, s3).await
             }
             ClusterCommand::Executor(a) => {
+                let wait = std::time::Duration::from_secs(a.scheduler_wait);
+                wait_for_scheduler(a.scheduler, wait).await?;
                 let s3 = S3Settings::load(&a.aws.connection(8)).await;
                 let opts = ExecutorOptions {
                     scheduler: a.scheduler,

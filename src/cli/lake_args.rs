@@ -202,6 +202,11 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub heartbeat: u64,
 
+    /// How long to wait for the scheduler to accept connections (it may
+    /// start after this executor, as pods do) before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub scheduler_wait: u64,
+
     #[command(flatten)]
     pub aws: AwsArgs,
 }

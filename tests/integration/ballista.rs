@@ -36,8 +36,9 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Starts a scheduler and `n` executors, `extra` arguments (AWS
-    /// settings) and `env` on each, and waits until `lake` can be queried.
+    /// Starts `n` executors and then their scheduler, `extra` arguments
+    /// (AWS settings) and `env` on each, and waits until `lake` can be
+    /// queried.
     pub(crate) fn start(
         n: usize,
         work: &Path,
@@ -62,19 +63,8 @@ impl Cluster {
                 .unwrap()
         };
         let port = free_port();
-        let scheduler = spawn(
-            "scheduler",
-            &[
-                "cluster".into(),
-                "scheduler".into(),
-                "--bind".into(),
-                format!("127.0.0.1:{port}"),
-                // Long enough that a live executor on a loaded machine is not
-                // taken as lost; a killed one shows by its broken connections.
-                "--executor-timeout".into(),
-                "30".into(),
-            ],
-        );
+        // The executors first: each waits for the scheduler to listen
+        // (as pods that start in any order do).
         let executors = (0..n)
             .map(|i| {
                 let dir = work.join(format!("executor-{i}"));
@@ -100,7 +90,20 @@ impl Cluster {
                 )
             })
             .collect();
-        let cluster = Cluster {
+        let scheduler = spawn(
+            "scheduler",
+            &[
+                "cluster".into(),
+                "scheduler".into(),
+                "--bind".into(),
+                format!("127.0.0.1:{port}"),
+                // Long enough that a live executor on a loaded machine is not
+                // taken as lost; a killed one shows by its broken connections.
+                "--executor-timeout".into(),
+                "30".into(),
+            ],
+        );
+        let mut cluster = Cluster {
             url: format!("df://127.0.0.1:{port}"),
             executors,
             scheduler,
@@ -109,6 +112,11 @@ impl Cluster {
         };
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
+            // A query waits for executors as long as none is there.
+            if let Some(i) = (0..n).find(|&i| !matches!(cluster.executors[i].try_wait(), Ok(None)))
+            {
+                panic!("executor {i} stopped: {}", cluster.logs());
+            }
             let out = cluster.query(&["select count(*) from audit", "--lake", lake], extra, env);
             if out.status.success() {
                 break;
@@ -305,4 +313,23 @@ fn an_executor_killed_mid_query() {
     // And the cluster goes on answering with one executor.
     let again = cluster.query(&[sql, "--lake", l], &[], &[]);
     assert_eq!(sorted(&again), expected);
+}
+
+#[test]
+fn an_executor_without_a_scheduler_gives_up_when_told() {
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let out = eksaudit(&[
+        "cluster",
+        "executor",
+        "--scheduler",
+        &nobody,
+        "--scheduler-wait",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("waiting for the scheduler"), "{err}");
+    assert!(err.contains("did not answer in 1 s"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
