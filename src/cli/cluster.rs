@@ -65,21 +65,16 @@ async fn wait_for_scheduler(
             std::time::Duration::from_secs(2),
             tokio::net::TcpStream::connect(at),
         );
-        match attempt.await {
+        let why = match attempt.await {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) if started.elapsed() >= wait => {
-                anyhow::bail!(
-                    "the scheduler at {at} did not answer in {} s: {e}",
-                    wait.as_secs()
-                )
-            }
-            Err(_) if started.elapsed() >= wait => {
-                anyhow::bail!(
-                    "the scheduler at {at} did not answer in {} s",
-                    wait.as_secs()
-                )
-            }
-            _ => {}
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer to a connection".into(),
+        };
+        if started.elapsed() >= wait {
+            anyhow::bail!(
+                "the scheduler at {at} did not answer in {} s: {why}",
+                wait.as_secs()
+            );
         }
         if !said {
             eprintln!("eksaudit: waiting for the scheduler at {at}");
