@@ -350,7 +350,6 @@ impl GroupsAccumulator for DistinctText {
 mod tests {
     use datafusion::arrow::array::{BooleanArray, Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::Schema;
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -380,10 +379,10 @@ mod tests {
                     .map(|_| (rng.u8(..) > 20).then(|| rng.bool()))
                     .collect();
                 RecordBatch::try_new(schema.clone(), vec![Arc::new(g), Arc::new(v), Arc::new(f)])
-                    .unwrap()
+                    .expect("a batch of the schema")
             })
             .collect();
-        MemTable::try_new(schema, vec![batches]).unwrap()
+        MemTable::try_new(schema, vec![batches]).expect("a table of the batches' schema")
     }
 
     async fn answer(seed: u64, ours: bool, partitions: usize, sql: &str) -> String {
@@ -394,9 +393,9 @@ mod tests {
         if ours {
             ctx.register_udaf(AggregateUDF::from(ArrayAgg::new()));
         }
-        ctx.register_table("t", Arc::new(table(seed))).unwrap();
-        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        pretty_format_batches(&batches).unwrap().to_string()
+        ctx.register_table("t", Arc::new(table(seed)))
+            .expect("registering the table");
+        crate::query::printed(&ctx, sql).await
     }
 
     #[tokio::test]
@@ -450,8 +449,10 @@ mod tests {
             Some("a"),
         ]));
         acc.update_batch(std::slice::from_ref(&values), &[0, 1, 1, 0, 3, 3], None, 4)
-            .unwrap();
-        let first = acc.evaluate(EmitTo::First(2)).unwrap();
+            .expect("updating the accumulator");
+        let first = acc
+            .evaluate(EmitTo::First(2))
+            .expect("emitting the first groups");
         let s = |t: &str| Some(t.to_string());
         assert_eq!(
             texts(&first),
@@ -459,8 +460,8 @@ mod tests {
         );
         // Groups 2 and 3 are now 0 and 1.
         acc.update_batch(&[values], &[1, 1, 0, 0, 0, 1], None, 2)
-            .unwrap();
-        let rest = acc.evaluate(EmitTo::All).unwrap();
+            .expect("updating the accumulator");
+        let rest = acc.evaluate(EmitTo::All).expect("emitting the rest");
         assert_eq!(
             texts(&rest),
             vec![

@@ -29,7 +29,7 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, Expr, ExpressionPlacement, LogicalPlan, ReturnFieldArgs,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
@@ -46,20 +46,10 @@ static GET_FIELD: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
 });
 
 impl ScalarUDFImpl for GetField {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
+    same_udf_as_inner!();
 
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
         self.inner.inner().schema_name(args)
-    }
-
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
@@ -172,7 +162,6 @@ mod tests {
         ListBuilder, MapBuilder, RecordBatch, StringArray, StringBuilder, StructArray,
     };
     use datafusion::arrow::datatypes::{Field, Schema};
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
@@ -210,8 +199,8 @@ mod tests {
                         }
                         list.append(rng.u8(..) > 30);
                     }
-                    m.append(rng.u8(..) > 20).unwrap();
-                    extra.append(rng.u8(..) > 20).unwrap();
+                    m.append(rng.u8(..) > 20).expect("a map row");
+                    extra.append(rng.u8(..) > 20).expect("a map row");
                 }
                 let (m, extra) = (Arc::new(m.finish()), Arc::new(extra.finish()));
                 let names: StringArray = (0..n).map(|i| Some(format!("n{i}"))).collect();
@@ -229,16 +218,21 @@ mod tests {
                     Field::new("m", m.data_type().clone(), true),
                     Field::new("s", s.data_type().clone(), true),
                 ]);
-                RecordBatch::try_new(Arc::new(schema), vec![m, Arc::new(s)]).unwrap()
+                RecordBatch::try_new(Arc::new(schema), vec![m, Arc::new(s)])
+                    .expect("a batch of the schema")
             })
             .collect();
-        MemTable::try_new(batches[0].schema(), vec![batches]).unwrap()
+        MemTable::try_new(batches[0].schema(), vec![batches])
+            .expect("a table of the batches' schema")
     }
 
     /// Whether the optimized plan of `sql` calls [`GetField`].
     async fn calls_ours(ctx: &SessionContext, sql: &str) -> bool {
-        let df = ctx.sql(sql).await.unwrap();
-        let optimized = ctx.state().optimize(df.logical_plan()).unwrap();
+        let df = ctx.sql(sql).await.expect("the query plans");
+        let optimized = ctx
+            .state()
+            .optimize(df.logical_plan())
+            .expect("the plan optimizes");
         let mut used = false;
         optimized
             .apply_with_subqueries(|node| {
@@ -251,7 +245,7 @@ mod tests {
                     })
                 })
             })
-            .unwrap();
+            .expect("walking the plan");
         used
     }
 
@@ -266,10 +260,10 @@ mod tests {
     /// `sql`'s answer, and whether its plan calls [`GetField`].
     async fn answer(seed: u64, ours: bool, sql: &str) -> (String, bool) {
         let ctx = session(ours);
-        ctx.register_table("t", Arc::new(table(seed))).unwrap();
+        ctx.register_table("t", Arc::new(table(seed)))
+            .expect("registering the table");
         let used = calls_ours(&ctx, sql).await;
-        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        (pretty_format_batches(&batches).unwrap().to_string(), used)
+        (crate::query::printed(&ctx, sql).await, used)
     }
 
     #[tokio::test]
@@ -293,18 +287,23 @@ mod tests {
 
     #[tokio::test]
     async fn leaves_parquet_scans_to_datafusions() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("t.parquet");
         let ctx = session(true);
-        ctx.register_table("t", Arc::new(table(1))).unwrap();
-        let df = ctx.sql("select * from t").await.unwrap();
+        ctx.register_table("t", Arc::new(table(1)))
+            .expect("registering the table");
+        let df = ctx.sql("select * from t").await.expect("the query plans");
         let opts = datafusion::dataframe::DataFrameWriteOptions::new();
-        df.write_parquet(path.to_str().unwrap(), opts, None)
+        df.write_parquet(path.to_str().expect("a UTF-8 path"), opts, None)
             .await
-            .unwrap();
-        ctx.register_parquet("p", path.to_str().unwrap(), Default::default())
-            .await
-            .unwrap();
+            .expect("writing Parquet");
+        ctx.register_parquet(
+            "p",
+            path.to_str().expect("a UTF-8 path"),
+            Default::default(),
+        )
+        .await
+        .expect("registering the Parquet file");
         assert!(calls_ours(&ctx, "select m['k0'] from t").await);
         for sql in [
             "select s.name from p",

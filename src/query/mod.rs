@@ -7,6 +7,28 @@
 //! case-sensitive so `auditID` and `objectRef` need no quotes, JSON functions
 //! from datafusion-functions-json, eksaudit's own UDFs, and the table `audit`.
 
+/// Inside `impl ScalarUDFImpl for X`, where `X` wraps DataFusion's own
+/// function as `self.inner: Arc<ScalarUDF>`: the name, signature and
+/// return type are the wrapped function's.
+macro_rules! same_udf_as_inner {
+    () => {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+
+        fn signature(&self) -> &datafusion::logical_expr::Signature {
+            self.inner.signature()
+        }
+
+        fn return_type(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::error::Result<datafusion::arrow::datatypes::DataType> {
+            self.inner.return_type(arg_types)
+        }
+    };
+}
+
 pub mod cluster;
 mod dialect;
 mod distinct_agg;
@@ -377,6 +399,21 @@ pub fn default_partitions() -> usize {
 
 /// The optimized plan of `sql` over an audit table with no input, for
 /// tests of what the planner hands the scan.
+/// `sql`'s answer in `ctx`, printed as a table (tests comparing answers).
+#[cfg(test)]
+async fn printed(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .expect("the query plans")
+        .collect()
+        .await
+        .expect("the query runs");
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("printing the answer")
+        .to_string()
+}
+
 #[cfg(test)]
 fn optimized_plan(sql: &str) -> datafusion::logical_expr::LogicalPlan {
     let rt = tokio::runtime::Builder::new_current_thread()

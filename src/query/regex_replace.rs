@@ -18,7 +18,7 @@ use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{HashMap, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
 };
 
 /// Rows looked at before deciding a batch is worth deduplicating, and the
@@ -60,17 +60,7 @@ fn distinct(values: &StringArray) -> Option<(StringArray, UInt32Array)> {
 }
 
 impl ScalarUDFImpl for RegexpReplace {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
-    }
+    same_udf_as_inner!();
 
     fn documentation(&self) -> Option<&Documentation> {
         self.inner.documentation()

@@ -359,8 +359,8 @@ mod tests {
 
     fn member(bytes: &[u8], level: u32) -> Vec<u8> {
         let mut gz = GzEncoder::new(Vec::new(), Compression::new(level));
-        gz.write_all(bytes).unwrap();
-        gz.finish().unwrap()
+        gz.write_all(bytes).expect("gzip into memory");
+        gz.finish().expect("gzip into memory")
     }
 
     /// The whole output and the error (if any), read through `ParallelGz`,
@@ -446,7 +446,7 @@ mod tests {
             Arc::new(Compressed::default()),
         );
         let mut first = [0u8; 10];
-        reader.read_exact(&mut first).unwrap();
+        reader.read_exact(&mut first).expect("the first bytes");
         assert_eq!(&first, b"{\"line\":0}");
         drop(reader); // joins the workers: the test would hang if one waited
     }
