@@ -16,6 +16,7 @@
 //! every plan of a local session (run last in each pass, since
 //! simplification rebuilds `get_field` calls with DataFusion's) that does
 //! not read Parquet.
+//! Indexes into looked-up lists are `map_item`'s.
 
 use std::sync::{Arc, LazyLock};
 
@@ -39,7 +40,7 @@ pub struct GetField {
 }
 
 /// The one instance every rewritten plan shares.
-static GET_FIELD: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
+pub(super) static GET_FIELD: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
     Arc::new(ScalarUDF::from(GetField {
         inner: datafusion::functions::core::get_field(),
     }))
@@ -74,39 +75,57 @@ impl ScalarUDFImpl for GetField {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         match path(&args.args) {
-            Some(result) => Ok(ColumnarValue::Array(result?)),
+            Some(found) => Ok(ColumnarValue::Array(found?.array()?)),
             None => self.inner.invoke_with_args(args),
+        }
+    }
+}
+
+/// Where a path of struct fields and map lookups ends: an array, or, after
+/// a map lookup, the map's values and each row's entry among them (NULL
+/// without one), not yet gathered.
+pub(super) enum Found {
+    Array(ArrayRef),
+    Entries { values: ArrayRef, rows: UInt32Array },
+}
+
+impl Found {
+    fn array(self) -> Result<ArrayRef> {
+        match self {
+            Found::Array(a) => Ok(a),
+            Found::Entries { values, rows } => Ok(take(&values, &rows, None)?),
         }
     }
 }
 
 /// The path `args` asks for, when it is struct fields and text-keyed map
 /// lookups over an array; `None` for DataFusion's to evaluate.
-fn path(args: &[ColumnarValue]) -> Option<Result<ArrayRef>> {
+pub(super) fn path(args: &[ColumnarValue]) -> Option<Result<Found>> {
     let ColumnarValue::Array(base) = args.first()? else {
         return None;
     };
-    let mut current = base.clone();
+    let mut current = Found::Array(base.clone());
     for step in &args[1..] {
         let ColumnarValue::Scalar(name) = step else {
             return None;
         };
         let name = name.try_as_str()??;
-        current = match current.data_type() {
-            DataType::Struct(_) => current.as_struct().column_by_name(name)?.clone(),
-            DataType::Map(..) => match lookup(&current, name)? {
-                Ok(values) => values,
-                Err(e) => return Some(Err(e)),
-            },
+        let array = match current.array() {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        current = match array.data_type() {
+            DataType::Struct(_) => Found::Array(array.as_struct().column_by_name(name)?.clone()),
+            DataType::Map(..) => lookup(&array, name)?,
             _ => return None,
         };
     }
     Some(Ok(current))
 }
 
-/// For each row of the map `array`, the value of its first entry keyed
-/// `key` (NULL without one); `None` when its keys are not text.
-fn lookup(array: &ArrayRef, key: &str) -> Option<Result<ArrayRef>> {
+/// For each row of the map `array`, its first entry keyed `key`; `None`
+/// when its keys are not text.
+fn lookup(array: &ArrayRef, key: &str) -> Option<Found> {
     let map = array.as_map();
     let keys = map.keys().as_string_opt::<i32>()?;
     let key = key.as_bytes();
@@ -119,7 +138,10 @@ fn lookup(array: &ArrayRef, key: &str) -> Option<Result<ArrayRef>> {
                 .map(|i| i as u32)
         })
         .collect();
-    Some(take(map.values(), &rows, None).map_err(Into::into))
+    Some(Found::Entries {
+        values: map.values().clone(),
+        rows,
+    })
 }
 
 /// Puts [`GetField`] in place of DataFusion's `get_field` in a plan.
@@ -136,30 +158,39 @@ impl OptimizerRule for FastMapGet {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        // DataFusion's reads only the struct fields a Parquet scan needs
-        // (`user.username`, not `user` with its groups and extra map): it
-        // knows its own `get_field`, not this one.
-        if super::reads_parquet(&plan) {
-            return Ok(Transformed::no(plan));
-        }
-        plan.transform_up_with_subqueries(|node| node.map_expressions(fast))
+        unless_parquet(plan, fast)
     }
 }
 
-/// `e` with [`GetField`] in place of each DataFusion `get_field`.
+/// Every expression of `plan` rewritten by `f`, unless `plan` reads
+/// Parquet: DataFusion's reads only the struct fields a Parquet scan needs
+/// (`user.username`, not `user` with its groups and extra map), and it
+/// knows only its own `get_field`.
+pub(super) fn unless_parquet(
+    plan: LogicalPlan,
+    f: impl Fn(Expr) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<LogicalPlan>> {
+    if super::reads_parquet(&plan) {
+        return Ok(Transformed::no(plan));
+    }
+    plan.transform_up_with_subqueries(|node| node.map_expressions(&f))
+}
+
+/// `e` with [`GetField`] in place of each DataFusion `get_field`, and
+/// [`GetItem`](super::map_item::GetItem) in place of a literal index into one.
 pub(super) fn fast(e: Expr) -> Result<Transformed<Expr>> {
     e.transform_up(|e| match e {
         Expr::ScalarFunction(f) if f.func.inner().is::<GetFieldFunc>() => Ok(Transformed::yes(
             Expr::ScalarFunction(ScalarFunction::new_udf(GET_FIELD.clone(), f.args)),
         )),
-        e => Ok(Transformed::no(e)),
+        e => Ok(super::map_item::fuse(e)),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{
-        ListBuilder, MapBuilder, RecordBatch, StringArray, StringBuilder, StructArray,
+        Int64Builder, ListBuilder, MapBuilder, RecordBatch, StringArray, StringBuilder, StructArray,
     };
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::common::tree_node::TreeNodeRecursion;
@@ -167,6 +198,7 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     use super::*;
+    use crate::query::map_item::GetItem;
 
     /// A key of a few, so rows repeat keys (the first counts) and lack them.
     fn key(rng: &mut fastrand::Rng) -> String {
@@ -187,6 +219,12 @@ mod tests {
                     StringBuilder::new(),
                     ListBuilder::new(StringBuilder::new()),
                 );
+                // Keys that are not text: left to DataFusion's.
+                let mut im = MapBuilder::new(
+                    None,
+                    Int64Builder::new(),
+                    ListBuilder::new(StringBuilder::new()),
+                );
                 for _ in 0..n {
                     for _ in 0..rng.usize(..4) {
                         m.keys().append_value(key(&mut rng));
@@ -199,10 +237,19 @@ mod tests {
                         }
                         list.append(rng.u8(..) > 30);
                     }
+                    for _ in 0..rng.usize(..3) {
+                        im.keys().append_value(rng.i64(..3));
+                        im.values()
+                            .values()
+                            .append_value(format!("i{}", rng.u8(..5)));
+                        im.values().append(true);
+                    }
                     m.append(rng.u8(..) > 20).expect("a map row");
                     extra.append(rng.u8(..) > 20).expect("a map row");
+                    im.append(true).expect("a map row");
                 }
                 let (m, extra) = (Arc::new(m.finish()), Arc::new(extra.finish()));
+                let im = Arc::new(im.finish());
                 let names: StringArray = (0..n).map(|i| Some(format!("n{i}"))).collect();
                 let s = StructArray::from(vec![
                     (
@@ -217,8 +264,9 @@ mod tests {
                 let schema = Schema::new(vec![
                     Field::new("m", m.data_type().clone(), true),
                     Field::new("s", s.data_type().clone(), true),
+                    Field::new("im", im.data_type().clone(), true),
                 ]);
-                RecordBatch::try_new(Arc::new(schema), vec![m, Arc::new(s)])
+                RecordBatch::try_new(Arc::new(schema), vec![m, Arc::new(s), im])
                     .expect("a batch of the schema")
             })
             .collect();
@@ -226,7 +274,7 @@ mod tests {
             .expect("a table of the batches' schema")
     }
 
-    /// Whether the optimized plan of `sql` calls [`GetField`].
+    /// Whether the optimized plan of `sql` calls [`GetField`] or [`GetItem`].
     async fn calls_ours(ctx: &SessionContext, sql: &str) -> bool {
         let df = ctx.sql(sql).await.expect("the query plans");
         let optimized = ctx
@@ -239,7 +287,8 @@ mod tests {
                 node.apply_expressions(|e| {
                     e.apply(|e| {
                         if let Expr::ScalarFunction(f) = e {
-                            used |= f.func.inner().is::<GetField>();
+                            used |=
+                                f.func.inner().is::<GetField>() || f.func.inner().is::<GetItem>();
                         }
                         Ok(TreeNodeRecursion::Continue)
                     })
@@ -250,11 +299,11 @@ mod tests {
     }
 
     fn session(ours: bool) -> SessionContext {
-        let ctx = SessionContext::new();
         if ours {
-            ctx.add_optimizer_rule(Arc::new(FastMapGet));
+            crate::query::context(2).expect("a session")
+        } else {
+            SessionContext::new()
         }
-        ctx
     }
 
     /// `sql`'s answer, and whether its plan calls [`GetField`].
@@ -273,6 +322,13 @@ mod tests {
             "select s.name, s.extra['k2'] as l, s.extra['k2'][1] as f, s['extra']['k0'] as g from t",
             "select count(*) as n from t where m['k3'] = 'v1' or s.extra['k1'][2] is not null",
             "select m['k0'] as v, count(*) as n from t group by 1 order by 1",
+            // Indexes into a looked-up list: first, second, none (0), the
+            // last, past the end; over a map whose keys are not text; in
+            // a filter and as a group.
+            "select s.extra['k0'][1] as a, s.extra['k1'][2] as b, s.extra['k2'][0] as c, \
+             s.extra['k3'][-1] as d, s.extra['k0'][4] as e, im[1][1] as f from t",
+            "select s.extra['k1'][1] as v, count(*) as n from t \
+             where s.extra['k2'][1] is null or s.extra['k0'][-2] = 'a1' group by 1 order by 1",
         ];
         for seed in 0..16 {
             for sql in queries {

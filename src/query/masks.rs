@@ -128,7 +128,10 @@ fn costly(e: &Expr) -> bool {
     let mut found = false;
     let _ = e.apply(|e| {
         if let Expr::ScalarFunction(f) = e
-            && !matches!(f.name(), "get_field" | "array_element")
+            && !matches!(
+                f.name(),
+                "get_field" | "array_element" | super::map_item::GET_ITEM_NAME
+            )
         {
             found = true;
             return Ok(TreeNodeRecursion::Stop);

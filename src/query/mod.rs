@@ -37,6 +37,7 @@ pub mod fed;
 pub mod hints;
 mod lake;
 mod map_get;
+mod map_item;
 mod masks;
 mod names;
 mod nested;
@@ -172,10 +173,18 @@ pub fn memory_session(
 }
 
 fn context(partitions: usize) -> Result<SessionContext> {
-    let mut ctx = SessionContext::new_with_config(config(SessionConfig::new(), partitions));
+    use datafusion::optimizer::{Optimizer, OptimizerRule};
+    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = vec![Arc::new(map_item::FuseItems)];
+    rules.extend(Optimizer::new().rules);
+    rules.push(Arc::new(nested::NestedFields));
+    rules.push(Arc::new(map_get::FastMapGet));
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config(SessionConfig::new(), partitions))
+        .with_default_features()
+        .with_optimizer_rules(rules)
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
     equip(&mut ctx)?;
-    ctx.add_optimizer_rule(Arc::new(nested::NestedFields));
-    ctx.add_optimizer_rule(Arc::new(map_get::FastMapGet));
     Ok(ctx)
 }
 

@@ -121,7 +121,7 @@ fn whole(plan: &LogicalPlan, needs: &mut Needs) {
 /// Records the struct fields `e` reads.
 fn visit(e: &Expr, needs: &mut Needs) {
     if let Expr::ScalarFunction(f) = e
-        && f.name() == "get_field"
+        && matches!(f.name(), "get_field" | super::map_item::GET_ITEM_NAME)
         && let [Expr::Column(col), Expr::Literal(name, _), rest @ ..] = f.args.as_slice()
         && let Some(column) = struct_column(&col.name)
         && let Some(Some(name)) = name.try_as_str()

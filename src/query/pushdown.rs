@@ -159,10 +159,16 @@ fn like(p: &str) -> Option<Needle> {
 fn json_path(e: &Expr) -> Option<&str> {
     match e {
         Expr::Column(col) if JSON_COLUMNS.contains(&col.name.as_str()) => Some(&col.name),
-        // `get_field(user, 'extra', 'arn')` walks a path of fields.
-        Expr::ScalarFunction(f) if f.name() == "get_field" && f.args.len() >= 2 => {
+        // `get_field(user, 'extra', 'arn')` walks a path of fields;
+        // eksaudit's `get_field(user, 'extra', 'arn')[1]` in one call ends
+        // with the index.
+        Expr::ScalarFunction(f)
+            if matches!(f.name(), "get_field" | super::map_item::GET_ITEM_NAME)
+                && f.args.len() >= 2 =>
+        {
             json_path(&f.args[0])?;
-            f.args[1..]
+            let end = f.args.len() - usize::from(f.name() != "get_field");
+            f.args[1..end]
                 .iter()
                 .map(string)
                 .collect::<Option<Vec<_>>>()?
