@@ -56,18 +56,27 @@ pub struct RuleState {
     /// start of the window).
     #[serde(default)]
     progress: HashMap<String, Vec<Hit>>,
+    /// A key being looked up.
+    #[serde(skip)]
+    scratch: String,
 }
 
 /// The values of the keys at `idx` of `hit` as one string (a map key).
 fn join_key(hit: &Hit, idx: &[usize]) -> String {
     let mut key = String::new();
+    write_key(&mut key, hit, idx);
+    key
+}
+
+/// [`join_key`] into `key`, emptied first.
+fn write_key(key: &mut String, hit: &Hit, idx: &[usize]) {
+    key.clear();
     for (n, v) in hit.key_values(idx).enumerate() {
         if n > 0 {
             key.push('\u{1f}');
         }
         key.push_str(v.unwrap_or("\u{2400}"));
     }
-    key
 }
 
 /// What evaluating a batch produced.
@@ -242,21 +251,31 @@ impl RuleState {
             self.tripped.remove(&group);
         }
         let d = rule.keys.distinct;
-        let win = self.windows.entry(group.clone()).or_default();
+        // Looked up before inserting: no copy of the key for a group seen.
+        if !self.windows.contains_key(&group) {
+            self.windows.insert(group.clone(), VecDeque::new());
+        }
+        let win = self.windows.get_mut(&group).expect("inserted above");
         let mut counts = d.map(|d| {
-            self.distinct.entry(group.clone()).or_insert_with(|| {
+            if !self.distinct.contains_key(&group) {
                 let mut m = HashMap::new();
                 for v in win.iter().filter_map(|h| distinct_value(h, d)) {
                     *m.entry(v.to_string()).or_insert(0) += 1;
                 }
-                m
-            })
+                self.distinct.insert(group.clone(), m);
+            }
+            self.distinct.get_mut(&group).expect("inserted above")
         });
         if let (Some(c), Some(v)) = (
             counts.as_deref_mut(),
             d.and_then(|d| distinct_value(&hit, d)),
         ) {
-            *c.entry(v.to_string()).or_insert(0) += 1;
+            match c.get_mut(v) {
+                Some(n) => *n += 1,
+                None => {
+                    c.insert(v.to_string(), 1);
+                }
+            }
         }
         // Kept across batches: its columns are copied out of its batch.
         hit.own();
@@ -289,9 +308,14 @@ impl RuleState {
         let last = fired.last().expect("a firing has hits");
         let now = last.ts_us;
         let since = *self.learning_since.get_or_insert(fired[0].ts_us);
-        let key = join_key(last, &rule.keys.first_seen);
+        // Most hits are of known keys: looked up without a new string.
+        let key = &mut self.scratch;
+        write_key(key, last, &rule.keys.first_seen);
         // A stale entry counts as unknown; stale ones are pruned per batch.
-        let previous = self.baseline.insert(key, now);
+        let previous = match self.baseline.get_mut(key.as_str()) {
+            Some(t) => Some(std::mem::replace(t, now)),
+            None => self.baseline.insert(key.clone(), now),
+        };
         let learning = now < since + learn;
         let known = previous.is_some_and(|t| t > now - remember);
         !learning && !known
@@ -302,6 +326,9 @@ impl RuleState {
         let Some(ttl) = rule.dedup_ttl_us else {
             return false;
         };
+        if self.open.is_empty() {
+            return false;
+        }
         let last_us = fired.last().expect("a firing has hits").ts_us;
         self.open
             .get(&join_key(&fired[0], &rule.keys.dedup))

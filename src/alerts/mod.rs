@@ -246,6 +246,9 @@ pub fn load_rules(dir: Option<&Path>, config: &AlertsConfig) -> Result<Vec<Rule>
 /// Rules with their memory, fed batch after batch. The rules are planned
 /// once (on first use, again after [`Engine::set_rules`]) and run over
 /// every batch.
+/// Hits fed at once above which the rules are fed on all cores.
+const PARALLEL_FEED: usize = 4096;
+
 pub struct Engine {
     rules: Vec<Rule>,
     pub states: BTreeMap<String, RuleState>,
@@ -323,16 +326,93 @@ impl Engine {
         state.feed(rule, hits, out);
     }
 
+    /// Feeds each rule its hits (rule number, hits in time order), as
+    /// [`feed`](Self::feed) one after another does. When they are many,
+    /// the rules are spread over the cores (each rule's memory is its own),
+    /// and what they raise is put back in rule order.
+    pub fn feed_all(&mut self, ready: Vec<(usize, Vec<Hit>)>, out: &mut Outcome) {
+        let hits: usize = ready.iter().map(|(_, h)| h.len()).sum();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(ready.len());
+        if hits < PARALLEL_FEED || threads < 2 {
+            for (i, h) in ready {
+                self.feed(i, h, out);
+            }
+            return;
+        }
+        struct Job<'a> {
+            index: usize,
+            rule: &'a Rule,
+            state: &'a mut RuleState,
+            hits: Vec<Hit>,
+            out: Outcome,
+        }
+        let Self { rules, states, .. } = self;
+        let mut by_id = std::collections::HashMap::new();
+        for (i, h) in ready {
+            states.entry(rules[i].id().to_string()).or_default();
+            by_id.insert(rules[i].id(), (i, h));
+        }
+        let mut jobs: Vec<Job> = states
+            .iter_mut()
+            .filter_map(|(id, state)| {
+                let (index, hits) = by_id.remove(id.as_str())?;
+                let rule = &rules[index];
+                let out = Outcome::default();
+                Some(Job {
+                    index,
+                    rule,
+                    state,
+                    hits,
+                    out,
+                })
+            })
+            .collect();
+        // The rules with most hits first, each to the least loaded core.
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.hits.len()));
+        let mut lanes: Vec<(usize, Vec<Job>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+        for job in jobs {
+            let lane = lanes
+                .iter_mut()
+                .min_by_key(|l| l.0)
+                .expect("two lanes or more");
+            lane.0 += job.hits.len();
+            lane.1.push(job);
+        }
+        let mut done: Vec<Job> = std::thread::scope(|s| {
+            let running: Vec<_> = lanes
+                .into_iter()
+                .map(|(_, lane)| {
+                    s.spawn(move || {
+                        let mut lane = lane;
+                        for j in &mut lane {
+                            j.state
+                                .feed(j.rule, std::mem::take(&mut j.hits), &mut j.out);
+                        }
+                        lane
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .flat_map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        done.sort_by_key(|j| j.index);
+        for j in done {
+            out.new.extend(j.out.new);
+            out.closed.extend(j.out.closed);
+        }
+    }
+
     /// Runs every rule over `batches` and feeds what they match.
     pub async fn evaluate(&mut self, batches: Vec<RecordBatch>) -> Result<Outcome, AlertError> {
         let mut out = Outcome::default();
         let hits = self.hits(&batches).await?;
         drop(batches);
-        for (i, h) in hits.into_iter().enumerate() {
-            if !h.is_empty() {
-                self.feed(i, h, &mut out);
-            }
-        }
+        let ready = hits.into_iter().enumerate().filter(|(_, h)| !h.is_empty());
+        self.feed_all(ready.collect(), &mut out);
         Ok(out)
     }
 
