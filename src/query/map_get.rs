@@ -225,7 +225,13 @@ mod tests {
                     Int64Builder::new(),
                     ListBuilder::new(StringBuilder::new()),
                 );
+                let mut l = ListBuilder::new(StringBuilder::new());
                 for _ in 0..n {
+                    for _ in 0..rng.usize(..4) {
+                        let v = (rng.u8(..) > 40).then(|| format!("e{}", rng.u8(..3)));
+                        l.values().append_option(v);
+                    }
+                    l.append(rng.u8(..) > 30);
                     for _ in 0..rng.usize(..4) {
                         m.keys().append_value(key(&mut rng));
                         let v = (rng.u8(..) > 40).then(|| format!("v{}", rng.u8(..5)));
@@ -265,9 +271,13 @@ mod tests {
                     Field::new("m", m.data_type().clone(), true),
                     Field::new("s", s.data_type().clone(), true),
                     Field::new("im", im.data_type().clone(), true),
+                    Field::new("l", l.finish_cloned().data_type().clone(), true),
                 ]);
-                RecordBatch::try_new(Arc::new(schema), vec![m, Arc::new(s), im])
-                    .expect("a batch of the schema")
+                RecordBatch::try_new(
+                    Arc::new(schema),
+                    vec![m, Arc::new(s), im, Arc::new(l.finish())],
+                )
+                .expect("a batch of the schema")
             })
             .collect();
         MemTable::try_new(batches[0].schema(), vec![batches])
@@ -329,6 +339,9 @@ mod tests {
              s.extra['k3'][-1] as d, s.extra['k0'][4] as e, im[1][1] as f from t",
             "select s.extra['k1'][1] as v, count(*) as n from t \
              where s.extra['k2'][1] is null or s.extra['k0'][-2] = 'a1' group by 1 order by 1",
+            // Into a list column.
+            "select l[1] as a, l[2] as b, l[-1] as c, l[0] as d, count(*) as n from t \
+             group by 1, 2, 3, 4 order by 1, 2, 3, 4",
         ];
         for seed in 0..16 {
             for sql in queries {

@@ -5,7 +5,8 @@
 //! list array copies value by value through `MutableArrayData`), then its
 //! `array_element` copies the element out the same way. [`GetItem`]
 //! gathers only the elements. [`FuseItems`], the first rule of each pass,
-//! puts it in place of the two calls.
+//! puts it in place of the two calls. A literal index into a list column
+//! (`sourceIPs[1]`) is taken the same way.
 
 use std::sync::{Arc, LazyLock};
 
@@ -65,25 +66,32 @@ impl ScalarUDFImpl for GetItem {
 
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
         let (path, index) = args.split_at(args.len() - 1);
-        Ok(format!(
-            "{}[{}]",
-            self.get_field.inner().schema_name(path)?,
-            index[0].schema_name()
-        ))
+        let list = match path {
+            [column] => column.schema_name().to_string(),
+            _ => self.get_field.inner().schema_name(path)?,
+        };
+        Ok(format!("{list}[{}]", index[0].schema_name()))
     }
 
     /// Where `get_field` goes (next to the scan, when its base is a column
-    /// and the rest literals), since the index is a literal too.
+    /// and the rest literals), since the index is a literal too; an index
+    /// into a list column stays where `array_element` does.
     fn placement(&self, args: &[ExpressionPlacement]) -> ExpressionPlacement {
-        self.get_field.inner().placement(args)
+        match args.len() {
+            2 => ExpressionPlacement::KeepInPlace,
+            _ => self.get_field.inner().placement(args),
+        }
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let k = args.arg_fields.len() - 1;
-        let list = self.get_field.return_field_from_args(ReturnFieldArgs {
-            arg_fields: &args.arg_fields[..k],
-            scalar_arguments: &args.scalar_arguments[..k],
-        })?;
+        let list = match k {
+            1 => args.arg_fields[0].clone(),
+            _ => self.get_field.return_field_from_args(ReturnFieldArgs {
+                arg_fields: &args.arg_fields[..k],
+                scalar_arguments: &args.scalar_arguments[..k],
+            })?,
+        };
         self.element.return_field_from_args(ReturnFieldArgs {
             arg_fields: &[list, args.arg_fields[k].clone()],
             scalar_arguments: &[None, args.scalar_arguments[k]],
@@ -98,24 +106,29 @@ impl ScalarUDFImpl for GetItem {
         {
             return Ok(ColumnarValue::Array(items?));
         }
-        let scalars: Vec<Option<&ScalarValue>> = args.args[..k]
-            .iter()
-            .map(|a| match a {
-                ColumnarValue::Scalar(s) => Some(s),
-                ColumnarValue::Array(_) => None,
-            })
-            .collect();
-        let list_field = self.get_field.return_field_from_args(ReturnFieldArgs {
-            arg_fields: &args.arg_fields[..k],
-            scalar_arguments: &scalars,
-        })?;
-        let list = self.get_field.invoke_with_args(ScalarFunctionArgs {
-            args: args.args[..k].to_vec(),
-            arg_fields: args.arg_fields[..k].to_vec(),
-            number_rows: args.number_rows,
-            return_field: list_field.clone(),
-            config_options: args.config_options.clone(),
-        })?;
+        let (list, list_field) = if k == 1 {
+            (args.args[0].clone(), args.arg_fields[0].clone())
+        } else {
+            let scalars: Vec<Option<&ScalarValue>> = args.args[..k]
+                .iter()
+                .map(|a| match a {
+                    ColumnarValue::Scalar(s) => Some(s),
+                    ColumnarValue::Array(_) => None,
+                })
+                .collect();
+            let list_field = self.get_field.return_field_from_args(ReturnFieldArgs {
+                arg_fields: &args.arg_fields[..k],
+                scalar_arguments: &scalars,
+            })?;
+            let list = self.get_field.invoke_with_args(ScalarFunctionArgs {
+                args: args.args[..k].to_vec(),
+                arg_fields: args.arg_fields[..k].to_vec(),
+                number_rows: args.number_rows,
+                return_field: list_field.clone(),
+                config_options: args.config_options.clone(),
+            })?;
+            (list, list_field)
+        };
         self.element.invoke_with_args(ScalarFunctionArgs {
             args: vec![list, args.args[k].clone()],
             arg_fields: vec![list_field, args.arg_fields[k].clone()],
@@ -172,24 +185,33 @@ impl OptimizerRule for FuseItems {
     }
 }
 
-/// `array_element(get_field(args...), n)` as `GetItem(args..., n)`.
+/// `array_element(get_field(args...), n)` as `GetItem(args..., n)`, and
+/// `array_element(column, n)` (`sourceIPs[1]`) as `GetItem(column, n)`.
 pub(super) fn fuse(e: Expr) -> Transformed<Expr> {
     let Expr::ScalarFunction(f) = e else {
         return Transformed::no(e);
     };
-    if f.func.inner().is::<ArrayElement>()
-        && let [
-            Expr::ScalarFunction(g),
-            n @ Expr::Literal(ScalarValue::Int64(Some(_)), _),
-        ] = f.args.as_slice()
-        && (g.func.inner().is::<GetField>() || g.func.inner().is::<GetFieldFunc>())
-    {
-        let mut args = g.args.clone();
-        args.push(n.clone());
-        return Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+    let args = match f.args.as_slice() {
+        [base, n @ Expr::Literal(ScalarValue::Int64(Some(_)), _)]
+            if f.func.inner().is::<ArrayElement>() =>
+        {
+            match base {
+                Expr::ScalarFunction(g)
+                    if g.func.inner().is::<GetField>() || g.func.inner().is::<GetFieldFunc>() =>
+                {
+                    Some([g.args.as_slice(), std::slice::from_ref(n)].concat())
+                }
+                Expr::Column(_) => Some(vec![base.clone(), n.clone()]),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match args {
+        Some(args) => Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
             GET_ITEM.clone(),
             args,
-        )));
+        ))),
+        None => Transformed::no(Expr::ScalarFunction(f)),
     }
-    Transformed::no(Expr::ScalarFunction(f))
 }

@@ -159,6 +159,12 @@ fn like(p: &str) -> Option<Needle> {
 fn json_path(e: &Expr) -> Option<&str> {
     match e {
         Expr::Column(col) if JSON_COLUMNS.contains(&col.name.as_str()) => Some(&col.name),
+        // eksaudit's `sourceIPs[1]`.
+        Expr::ScalarFunction(f)
+            if f.name() == super::map_item::GET_ITEM_NAME && f.args.len() == 2 =>
+        {
+            json_path(&f.args[0])
+        }
         // `get_field(user, 'extra', 'arn')` walks a path of fields;
         // eksaudit's `get_field(user, 'extra', 'arn')[1]` in one call ends
         // with the index.
