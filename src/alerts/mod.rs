@@ -243,12 +243,12 @@ pub fn load_rules(dir: Option<&Path>, config: &AlertsConfig) -> Result<Vec<Rule>
     }
 }
 
-/// Rules with their memory, fed batch after batch. The rules are planned
-/// once (on first use, again after [`Engine::set_rules`]) and run over
-/// every batch.
 /// Hits fed at once above which the rules are fed on all cores.
 const PARALLEL_FEED: usize = 4096;
 
+/// Rules with their memory, fed batch after batch. The rules are planned
+/// once (on first use, again after [`Engine::set_rules`]) and run over
+/// every batch.
 pub struct Engine {
     rules: Vec<Rule>,
     pub states: BTreeMap<String, RuleState>,

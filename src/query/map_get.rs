@@ -16,7 +16,9 @@
 //! every plan of a local session (run last in each pass, since
 //! simplification rebuilds `get_field` calls with DataFusion's) that does
 //! not read Parquet.
-//! Indexes into looked-up lists are `map_item`'s.
+//!
+//! An index into a list (`user.extra['arn'][1]`, `sourceIPs[1]`) is
+//! `map_item`'s.
 
 use std::sync::{Arc, LazyLock};
 
@@ -40,7 +42,7 @@ pub struct GetField {
 }
 
 /// The one instance every rewritten plan shares.
-pub(super) static GET_FIELD: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
+static GET_FIELD: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
     Arc::new(ScalarUDF::from(GetField {
         inner: datafusion::functions::core::get_field(),
     }))

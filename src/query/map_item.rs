@@ -27,12 +27,14 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 use super::map_get::{Found, GetField, path};
 
-/// `get_field(base, names...)[n]` in one step, for `user.extra['arn'][1]`:
-/// DataFusion's gathers each row's whole list (`take` of a list array
-/// copies value by value through `MutableArrayData`), then copies the
-/// element out the same way; this gathers only the elements. Its output
-/// is named and typed as the two calls it replaces. Anything [`path`] does
-/// not cover goes to DataFusion's two functions.
+/// `get_field(base, names...)[n]` in one step, for `user.extra['arn'][1]`
+/// (arguments: the base, the names, the index), or `column[n]` (the
+/// column and the index): DataFusion's gathers each row's whole list
+/// (`take` of a list array copies value by value through
+/// `MutableArrayData`), then copies the element out the same way; this
+/// gathers only the elements. Its output is named and typed as the calls it
+/// replaces. Anything [`path`] does not cover goes to DataFusion's
+/// functions.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct GetItem {
     signature: Signature,
