@@ -240,31 +240,45 @@ impl RuleState {
         self.progress.remove(&group).unwrap_or_default()
     }
 
-    fn threshold(&mut self, rule: &Rule, mut hit: Hit, count: u64, window: i64) -> Vec<Hit> {
-        let group = join_key(&hit, &rule.keys.group);
+    fn threshold(&mut self, rule: &Rule, hit: Hit, count: u64, window: i64) -> Vec<Hit> {
+        // The group key in a reused string: copied only for a new group.
+        let mut group = std::mem::take(&mut self.scratch);
+        write_key(&mut group, &hit, &rule.keys.group);
+        let fired = self.threshold_in(rule, hit, count, window, &group);
+        self.scratch = group;
+        fired
+    }
+
+    fn threshold_in(
+        &mut self,
+        rule: &Rule,
+        mut hit: Hit,
+        count: u64,
+        window: i64,
+        group: &str,
+    ) -> Vec<Hit> {
         let now = hit.ts_us;
-        if let Some(last) = self.tripped.get_mut(&group) {
+        if let Some(last) = self.tripped.get_mut(group) {
             if *last > now - window {
                 *last = now;
                 return vec![hit];
             }
-            self.tripped.remove(&group);
+            self.tripped.remove(group);
         }
         let d = rule.keys.distinct;
-        // Looked up before inserting: no copy of the key for a group seen.
-        if !self.windows.contains_key(&group) {
-            self.windows.insert(group.clone(), VecDeque::new());
+        if !self.windows.contains_key(group) {
+            self.windows.insert(group.to_string(), VecDeque::new());
         }
-        let win = self.windows.get_mut(&group).expect("inserted above");
+        let win = self.windows.get_mut(group).expect("inserted above");
         let mut counts = d.map(|d| {
-            if !self.distinct.contains_key(&group) {
+            if !self.distinct.contains_key(group) {
                 let mut m = HashMap::new();
                 for v in win.iter().filter_map(|h| distinct_value(h, d)) {
                     *m.entry(v.to_string()).or_insert(0) += 1;
                 }
-                self.distinct.insert(group.clone(), m);
+                self.distinct.insert(group.to_string(), m);
             }
-            self.distinct.get_mut(&group).expect("inserted above")
+            self.distinct.get_mut(group).expect("inserted above")
         });
         if let (Some(c), Some(v)) = (
             counts.as_deref_mut(),
@@ -289,11 +303,11 @@ impl RuleState {
             // The window's hits fire together; with dedup, later ones join
             // the burst's alert, else the window starts over.
             if rule.dedup_ttl_us.is_some() {
-                self.tripped.insert(group.clone(), now);
+                self.tripped.insert(group.to_string(), now);
             }
-            self.distinct.remove(&group);
+            self.distinct.remove(group);
             self.windows
-                .remove(&group)
+                .remove(group)
                 .map(Vec::from)
                 .unwrap_or_default()
         } else {
@@ -339,8 +353,11 @@ impl RuleState {
         let first = &fired[0];
         let (first_us, last_us) = (first.ts_us, fired.last().expect("a firing has hits").ts_us);
         let count = fired.len() as u64;
-        let dedup_key = rule.dedup_ttl_us.map(|_| join_key(first, &rule.keys.dedup));
-        if let (Some(ttl), Some(k)) = (rule.dedup_ttl_us, &dedup_key) {
+        if let Some(ttl) = rule.dedup_ttl_us {
+            // Looked up in a reused string: folding into an open incident
+            // copies no key.
+            write_key(&mut self.scratch, first, &rule.keys.dedup);
+            let k = self.scratch.as_str();
             // An incident is open for `ttl` from its first event; one past
             // it is closed (and a new one begins).
             if self
@@ -361,6 +378,7 @@ impl RuleState {
                 return;
             }
         }
+        let dedup_key = rule.dedup_ttl_us.map(|_| self.scratch.clone());
         let key_idx: Vec<usize> = if rule.dedup_ttl_us.is_some() {
             rule.keys.dedup.clone()
         } else if rule.threshold.is_some() {
