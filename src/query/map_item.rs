@@ -53,6 +53,13 @@ static GET_ITEM: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
 /// [`GetItem`]'s name; not callable from SQL (only the rewrites make it).
 pub(super) const GET_ITEM_NAME: &str = "eksaudit_get_item";
 
+/// Whether the function `name` walks a path of fields from its first
+/// argument (the rest literals): DataFusion's `get_field`, or [`GetItem`]
+/// (whose last argument is an index).
+pub(super) fn walks_fields(name: &str) -> bool {
+    matches!(name, "get_field" | GET_ITEM_NAME)
+}
+
 impl ScalarUDFImpl for GetItem {
     fn name(&self) -> &str {
         GET_ITEM_NAME

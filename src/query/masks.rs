@@ -128,10 +128,8 @@ fn costly(e: &Expr) -> bool {
     let mut found = false;
     let _ = e.apply(|e| {
         if let Expr::ScalarFunction(f) = e
-            && !matches!(
-                f.name(),
-                "get_field" | "array_element" | super::map_item::GET_ITEM_NAME
-            )
+            && !super::map_item::walks_fields(f.name())
+            && f.name() != "array_element"
         {
             found = true;
             return Ok(TreeNodeRecursion::Stop);

@@ -406,8 +406,6 @@ pub fn default_partitions() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// The optimized plan of `sql` over an audit table with no input, for
-/// tests of what the planner hands the scan.
 /// `sql`'s answer in `ctx`, printed as a table (tests comparing answers).
 #[cfg(test)]
 async fn printed(ctx: &SessionContext, sql: &str) -> String {
@@ -423,6 +421,8 @@ async fn printed(ctx: &SessionContext, sql: &str) -> String {
         .to_string()
 }
 
+/// The optimized plan of `sql` over an audit table with no input, for
+/// tests of what the planner hands the scan.
 #[cfg(test)]
 fn optimized_plan(sql: &str) -> datafusion::logical_expr::LogicalPlan {
     let rt = tokio::runtime::Builder::new_current_thread()

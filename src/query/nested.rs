@@ -121,7 +121,7 @@ fn whole(plan: &LogicalPlan, needs: &mut Needs) {
 /// Records the struct fields `e` reads.
 fn visit(e: &Expr, needs: &mut Needs) {
     if let Expr::ScalarFunction(f) = e
-        && matches!(f.name(), "get_field" | super::map_item::GET_ITEM_NAME)
+        && super::map_item::walks_fields(f.name())
         && let [Expr::Column(col), Expr::Literal(name, _), rest @ ..] = f.args.as_slice()
         && let Some(column) = struct_column(&col.name)
         && let Some(Some(name)) = name.try_as_str()
@@ -180,7 +180,9 @@ mod tests {
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
                 let provider = source_as_provider(&scan.source)?;
-                let table = provider.downcast_ref::<AuditTable>().unwrap();
+                let table = provider
+                    .downcast_ref::<AuditTable>()
+                    .expect("the scan is of the audit table");
                 for (column, fields) in table.needs().into_iter().flatten() {
                     let fields = match fields {
                         Some(f) => f.iter().cloned().collect::<Vec<_>>().join(","),
@@ -191,7 +193,7 @@ mod tests {
             }
             Ok(TreeNodeRecursion::Continue)
         })
-        .unwrap();
+        .expect("walking the plan");
         out
     }
 

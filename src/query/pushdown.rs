@@ -159,26 +159,14 @@ fn like(p: &str) -> Option<Needle> {
 fn json_path(e: &Expr) -> Option<&str> {
     match e {
         Expr::Column(col) if JSON_COLUMNS.contains(&col.name.as_str()) => Some(&col.name),
-        // eksaudit's `sourceIPs[1]`.
-        Expr::ScalarFunction(f)
-            if f.name() == super::map_item::GET_ITEM_NAME && f.args.len() == 2 =>
-        {
-            json_path(&f.args[0])
-        }
         // `get_field(user, 'extra', 'arn')` walks a path of fields;
         // eksaudit's `get_field(user, 'extra', 'arn')[1]` in one call ends
-        // with the index.
-        Expr::ScalarFunction(f)
-            if matches!(f.name(), "get_field" | super::map_item::GET_ITEM_NAME)
-                && f.args.len() >= 2 =>
-        {
-            json_path(&f.args[0])?;
+        // with the index, and its `sourceIPs[1]` has no field at all.
+        Expr::ScalarFunction(f) if super::map_item::walks_fields(f.name()) && f.args.len() >= 2 => {
+            let base = json_path(&f.args[0])?;
             let end = f.args.len() - usize::from(f.name() != "get_field");
-            f.args[1..end]
-                .iter()
-                .map(string)
-                .collect::<Option<Vec<_>>>()?
-                .pop()
+            let names = f.args[1..end].iter().map(string);
+            Some(names.collect::<Option<Vec<_>>>()?.pop().unwrap_or(base))
         }
         Expr::ScalarFunction(f) if f.name() == "array_element" && f.args.len() == 2 => {
             json_path(&f.args[0])
@@ -269,9 +257,9 @@ mod tests {
             }
             Ok(TreeNodeRecursion::Continue)
         })
-        .unwrap();
-        let schema =
-            DFSchema::try_from_qualified_schema(super::super::TABLE, &audit_schema()).unwrap();
+        .expect("walking the plan");
+        let schema = DFSchema::try_from_qualified_schema(super::super::TABLE, &audit_schema())
+            .expect("the audit schema qualified");
         filters.iter().flat_map(|f| clauses(f, &schema)).collect()
     }
 
