@@ -93,7 +93,7 @@ pub struct Outcome {
 
 /// The value `distinct` counts in a hit, if it has one.
 fn distinct_value(hit: &Hit, d: usize) -> Option<&str> {
-    hit.keys.get(d).and_then(|v| v.as_deref())
+    hit.key(d)
 }
 
 /// Drops a window's hits at or before `cutoff`, keeping its counts.
@@ -216,7 +216,7 @@ impl RuleState {
         let step: usize = rule
             .keys
             .step
-            .and_then(|i| hit.keys.get(i).cloned().flatten())
+            .and_then(|i| hit.key(i))
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         let last = rule.file.sequence.as_ref().map_or(0, |q| q.steps.len() - 1);
@@ -373,8 +373,11 @@ impl RuleState {
                 open.last_us = open.last_us.max(last_us);
                 let a = &mut open.alert;
                 a.count += count;
-                a.audit_ids
-                    .extend(fired.into_iter().filter_map(|h| h.audit_id));
+                a.audit_ids.extend(
+                    fired
+                        .iter()
+                        .filter_map(|h| h.audit_id().map(str::to_string)),
+                );
                 return;
             }
         }
@@ -388,12 +391,11 @@ impl RuleState {
         };
         let key: BTreeMap<String, String> = key_idx
             .iter()
-            .filter_map(|&i| Some((rule.keys.names[i].clone(), first.keys.get(i)?.clone()?)))
+            .filter_map(|&i| Some((rule.keys.names[i].clone(), first.key(i)?.to_string())))
             .collect();
         let anchor = first
-            .audit_id
-            .clone()
-            .unwrap_or_else(|| first.ts_us.to_string());
+            .audit_id()
+            .map_or_else(|| first.ts_us.to_string(), str::to_string);
         let id = format!(
             "{:016x}",
             fnv1a(&[rule.id(), dedup_key.as_deref().unwrap_or(""), &anchor])
@@ -427,7 +429,10 @@ impl RuleState {
             first_seen: format_us(first_us),
             last_seen: format_us(last_us),
             count,
-            audit_ids: fired.into_iter().filter_map(|h| h.audit_id).collect(),
+            audit_ids: fired
+                .iter()
+                .filter_map(|h| h.audit_id().map(str::to_string))
+                .collect(),
         };
         out.new.push(alert.clone());
         match dedup_key {

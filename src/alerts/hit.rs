@@ -7,13 +7,17 @@
 //! ARN, source IP, ...) are needed only when an alert is raised. So a hit
 //! points at its row in the batch's hit columns and reads them on demand;
 //! [`Hit::own`] copies them out when the hit outlives its batch (a
-//! threshold window kept across batches). Serialised, a hit is the same
-//! either way: the columns by name.
+//! threshold window kept across batches). Its audit ID and keys are read
+//! from the batch the same way: a match a first-seen baseline already
+//! knows, or one whose window never fills, is dropped without a string
+//! ever being copied out for it. Serialised, a hit is the same either way:
+//! the columns by name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -80,15 +84,42 @@ impl HitColumns {
 
     /// The hit of row `row`, with the rule's keys.
     pub fn hit(self: &Arc<Self>, row: usize, keys: Vec<Option<String>>) -> Hit {
+        self.keyed(
+            row,
+            Keys::Owned(keys.into_iter().map(|k| k.map(Box::from)).collect()),
+        )
+    }
+
+    /// The hit of row `row`, its keys read from `keys`: the key columns
+    /// `of` (the rule's, in its order) at row `key_row` of the batch.
+    pub fn hit_of(
+        self: &Arc<Self>,
+        row: usize,
+        keys: &Arc<KeyColumns>,
+        of: &Arc<[usize]>,
+        key_row: usize,
+    ) -> Hit {
+        self.keyed(
+            row,
+            Keys::Row {
+                columns: keys.clone(),
+                of: of.clone(),
+                row: key_row,
+            },
+        )
+    }
+
+    fn keyed(self: &Arc<Self>, row: usize, keys: Keys) -> Hit {
         Hit {
-            audit_id: self
-                .audit_id
-                .as_ref()
-                .and_then(|a| a.is_valid(row).then(|| a.value(row).to_string())),
             ts_us: self.ts.get(row).copied().unwrap_or(0),
             keys,
             fields: Fields::Row(self.clone(), row),
         }
+    }
+
+    fn audit_id(&self, row: usize) -> Option<&str> {
+        let a = self.audit_id.as_ref()?;
+        a.is_valid(row).then(|| a.value(row))
     }
 
     fn text(&self, column: usize, row: usize) -> Option<&str> {
@@ -97,23 +128,94 @@ impl HitColumns {
     }
 }
 
-/// One event a rule's query matched.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Hit {
-    pub audit_id: Option<String>,
-    /// Microseconds since the epoch (0 when the event has no time).
-    pub ts_us: i64,
-    /// The hit columns by name (`who`, `source_ip`, ...), where not null.
-    fields: Fields,
-    /// `k0`, `k1`, ...: the rule's key expressions.
-    pub keys: Vec<Option<String>>,
+/// The rules' key expressions over the rows of one batch, as text: each
+/// computed over the rows of the rules that use it.
+#[derive(Debug)]
+pub struct KeyColumns(Vec<Option<(StringArray, Rank)>>);
+
+impl KeyColumns {
+    /// Per key expression: its values over the rows it was computed for,
+    /// and where each row of the batch is among them (`None`: no rule of
+    /// the batch's hits uses it).
+    pub fn new(columns: Vec<Option<(StringArray, Rank)>>) -> Self {
+        Self(columns)
+    }
+
+    fn value(&self, key: usize, row: usize) -> Option<&str> {
+        let (a, at) = self.0.get(key)?.as_ref()?;
+        let row = at.of(row);
+        a.is_valid(row).then(|| a.value(row))
+    }
 }
 
-/// The text columns of a hit: still in its batch, or its own.
+/// Row number in a batch → row number among the rows a mask picks.
+#[derive(Debug)]
+pub struct Rank(Vec<u32>);
+
+impl Rank {
+    pub fn new(picked: &BooleanBuffer, rows: usize) -> Self {
+        let mut rank = vec![0u32; rows];
+        for (n, i) in picked.set_indices().enumerate() {
+            rank[i] = n as u32;
+        }
+        Self(rank)
+    }
+
+    pub fn of(&self, row: usize) -> usize {
+        self.0[row] as usize
+    }
+}
+
+/// One event a rule's query matched.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Microseconds since the epoch (0 when the event has no time).
+    pub ts_us: i64,
+    /// The audit ID and the hit columns by name (`who`, `source_ip`, ...).
+    fields: Fields,
+    /// `k0`, `k1`, ...: the rule's key expressions.
+    keys: Keys,
+}
+
+/// The audit ID and text columns of a hit: still in its batch, or its own.
 #[derive(Debug, Clone)]
 enum Fields {
     Row(Arc<HitColumns>, usize),
+    Owned {
+        audit_id: Option<Box<str>>,
+        text: Box<[Option<Box<str>>]>,
+    },
+}
+
+/// The key values of a hit: still in its batch, or its own.
+#[derive(Debug, Clone)]
+enum Keys {
+    Row {
+        columns: Arc<KeyColumns>,
+        of: Arc<[usize]>,
+        row: usize,
+    },
     Owned(Box<[Option<Box<str>>]>),
+}
+
+impl Keys {
+    fn len(&self) -> usize {
+        match self {
+            Keys::Row { of, .. } => of.len(),
+            Keys::Owned(values) => values.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Keys::Row { columns, of, row } => columns.value(*of.get(i)?, *row),
+            Keys::Owned(values) => values.get(i)?.as_deref(),
+        }
+    }
+
+    fn all(&self) -> Vec<Option<&str>> {
+        (0..self.len()).map(|i| self.get(i)).collect()
+    }
 }
 
 impl Hit {
@@ -126,21 +228,45 @@ impl Hit {
         self.fields.get(column)
     }
 
-    /// Copies the hit's columns out of its batch, so that keeping the hit
-    /// does not keep the batch.
+    /// The audit ID, if the event has one.
+    pub fn audit_id(&self) -> Option<&str> {
+        match &self.fields {
+            Fields::Row(columns, row) => columns.audit_id(*row),
+            Fields::Owned { audit_id, .. } => audit_id.as_deref(),
+        }
+    }
+
+    /// Key number `i` of the rule (`k0`, `k1`, ...), if not null.
+    pub fn key(&self, i: usize) -> Option<&str> {
+        self.keys.get(i)
+    }
+
+    /// Copies the hit's columns and keys out of its batch, so that keeping
+    /// the hit does not keep the batch.
     pub fn own(&mut self) {
         if let Fields::Row(..) = &self.fields {
-            let values = (0..HIT_COLUMNS.len() - TEXT)
+            let text = (0..HIT_COLUMNS.len() - TEXT)
                 .map(|c| self.fields.get(c).map(Box::from))
                 .collect();
-            self.fields = Fields::Owned(values);
+            self.fields = Fields::Owned {
+                audit_id: self.audit_id().map(Box::from),
+                text,
+            };
+        }
+        if let Keys::Row { .. } = &self.keys {
+            self.keys = Keys::Owned(
+                self.keys
+                    .all()
+                    .into_iter()
+                    .map(|k| k.map(Box::from))
+                    .collect(),
+            );
         }
     }
 
     /// The values of the keys at `idx`.
     pub fn key_values<'a>(&'a self, idx: &'a [usize]) -> impl Iterator<Item = Option<&'a str>> {
-        idx.iter()
-            .map(|&i| self.keys.get(i).and_then(|v| v.as_deref()))
+        idx.iter().map(|&i| self.keys.get(i))
     }
 }
 
@@ -149,7 +275,7 @@ impl Fields {
     fn get(&self, column: usize) -> Option<&str> {
         match self {
             Fields::Row(columns, row) => columns.text(column, *row),
-            Fields::Owned(values) => values.get(column)?.as_deref(),
+            Fields::Owned { text, .. } => text.get(column)?.as_deref(),
         }
     }
 
@@ -164,30 +290,59 @@ impl Fields {
 
 impl PartialEq for Hit {
     fn eq(&self, other: &Self) -> bool {
-        (self.audit_id.as_ref(), self.ts_us, &self.keys)
-            == (other.audit_id.as_ref(), other.ts_us, &other.keys)
+        (self.audit_id(), self.ts_us, self.keys.all())
+            == (other.audit_id(), other.ts_us, other.keys.all())
             && self.fields.named() == other.fields.named()
     }
 }
 
 impl Eq for Hit {}
 
-/// Written as a map of the non-null columns by name, in name order (what
-/// the daemon's state has always held).
-impl Serialize for Fields {
+/// A hit as the daemon's state has always held it: the audit ID, the
+/// time, the non-null columns by name (in name order) and the keys.
+#[derive(Serialize)]
+struct Written<'a> {
+    audit_id: Option<&'a str>,
+    ts_us: i64,
+    fields: BTreeMap<&'static str, &'a str>,
+    keys: Vec<Option<&'a str>>,
+}
+
+#[derive(Deserialize)]
+struct Read {
+    audit_id: Option<String>,
+    ts_us: i64,
+    fields: BTreeMap<String, String>,
+    keys: Vec<Option<String>>,
+}
+
+impl Serialize for Hit {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.named().serialize(s)
+        Written {
+            audit_id: self.audit_id(),
+            ts_us: self.ts_us,
+            fields: self.fields.named(),
+            keys: self.keys.all(),
+        }
+        .serialize(s)
     }
 }
 
-impl<'de> Deserialize<'de> for Fields {
+impl<'de> Deserialize<'de> for Hit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut named = BTreeMap::<String, String>::deserialize(d)?;
-        let values = HIT_COLUMNS[TEXT..]
+        let mut read = Read::deserialize(d)?;
+        let text = HIT_COLUMNS[TEXT..]
             .iter()
-            .map(|(n, _)| named.remove(*n).map(Box::from))
+            .map(|(n, _)| read.fields.remove(*n).map(Box::from))
             .collect();
-        Ok(Fields::Owned(values))
+        Ok(Hit {
+            ts_us: read.ts_us,
+            fields: Fields::Owned {
+                audit_id: read.audit_id.map(Box::from),
+                text,
+            },
+            keys: Keys::Owned(read.keys.into_iter().map(|k| k.map(Box::from)).collect()),
+        })
     }
 }
 
@@ -216,7 +371,7 @@ mod tests {
     fn a_hit_reads_its_row_and_owns_the_same_values() {
         let cols = columns();
         let mut second = cols.hit(1, vec![Some("k".into())]);
-        assert_eq!(second.audit_id, None);
+        assert_eq!(second.audit_id(), None);
         assert_eq!(second.ts_us, 0);
         assert_eq!(second.field("who"), Some("user2"));
         assert_eq!(second.field("verb"), Some("get"));
@@ -224,9 +379,49 @@ mod tests {
         assert_eq!(second.field("no-such-column"), None);
         let before = second.clone();
         second.own();
-        assert!(matches!(second.fields, Fields::Owned(_)));
+        assert!(matches!(second.fields, Fields::Owned { .. }));
         assert_eq!(second, before);
         assert_eq!(second.field("who"), Some("user2"));
+    }
+
+    #[test]
+    fn keys_read_from_the_batch_are_those_of_its_row_and_own_the_same() {
+        let cols = columns();
+        let picked = |rows: &[bool]| BooleanBuffer::from(rows);
+        // A batch of three rows: key 0 computed over rows 0 and 2, key 1
+        // over row 2 only; the rule's keys are key 1, then key 0.
+        let keys = Arc::new(KeyColumns::new(vec![
+            Some((
+                StringArray::from(vec![Some("x"), None]),
+                Rank::new(&picked(&[true, false, true]), 3),
+            )),
+            Some((
+                StringArray::from(vec!["z"]),
+                Rank::new(&picked(&[false, false, true]), 3),
+            )),
+            None,
+        ]));
+        let of: Arc<[usize]> = vec![1, 0].into();
+        let mut hit = cols.hit_of(1, &keys, &of, 2);
+        assert_eq!(
+            (hit.key(0), hit.key(1), hit.key(2)),
+            (Some("z"), None, None)
+        );
+        assert_eq!(
+            hit.key_values(&[1, 0]).collect::<Vec<_>>(),
+            [None, Some("z")]
+        );
+        let first = cols.hit_of(0, &keys, &of, 0);
+        assert_eq!(first.key(1), Some("x"));
+        assert_eq!(first.audit_id(), Some("a1"));
+        let json = serde_json::to_string(&hit).expect("serialising");
+        assert!(json.ends_with(r#""keys":["z",null]}"#), "{json}");
+        let before = hit.clone();
+        hit.own();
+        assert!(matches!(hit.keys, Keys::Owned(_)));
+        assert_eq!(hit, before);
+        assert_eq!(serde_json::to_string(&hit).expect("serialising"), json);
+        assert_ne!(first, before);
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Hunt {
                 continue;
             }
             // Stable, and quick on the long sorted runs this usually is.
-            buf.sort_by(|a, b| (a.ts_us, &a.audit_id).cmp(&(b.ts_us, &b.audit_id)));
+            buf.sort_by(|a, b| (a.ts_us, a.audit_id()).cmp(&(b.ts_us, b.audit_id())));
             let n = buf.partition_point(|h| h.ts_us <= cut);
             if n > 0 {
                 let rest = buf.split_off(n);

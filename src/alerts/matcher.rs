@@ -18,7 +18,7 @@ use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::DataType;
 
-use super::hit::{Hit, HitColumns};
+use super::hit::{Hit, HitColumns, KeyColumns, Rank};
 use super::rule::{HIT_COLUMNS, Rule};
 use super::{AlertError, located};
 use crate::error::Error;
@@ -136,7 +136,7 @@ impl Matcher {
             }
         }
         for hits in &mut out {
-            hits.sort_by(|a, b| (a.ts_us, &a.audit_id).cmp(&(b.ts_us, &b.audit_id)));
+            hits.sort_by(|a, b| (a.ts_us, a.audit_id()).cmp(&(b.ts_us, b.audit_id())));
         }
         Ok(out)
     }
@@ -235,7 +235,7 @@ impl Matcher {
                 });
             }
         }
-        let keys: Vec<Option<(StringArray, Rank)>> = key_rows
+        let keys = key_rows
             .into_iter()
             .enumerate()
             .map(|(k, rows)| {
@@ -245,45 +245,20 @@ impl Matcher {
                 Ok(Some((text(&values)?, Rank::new(&rows, batch.num_rows()))))
             })
             .collect::<Result<_, AlertError>>()?;
+        // Each hit reads its keys from here when asked: a hit dropped (a
+        // known first-seen key, a window that never fills) copies none.
+        let keys = Arc::new(KeyColumns::new(keys));
         Ok(masks
             .into_iter()
             .map(|(rule, mask)| {
+                let of: Arc<[usize]> = key_index[rule].as_slice().into();
                 let hits = mask
                     .set_indices()
-                    .map(|i| {
-                        let keys = key_index[rule]
-                            .iter()
-                            .map(|&k| {
-                                let (a, at) = keys[k]
-                                    .as_ref()
-                                    .expect("a key is computed over its rules' rows");
-                                let row = at.of(i);
-                                a.is_valid(row).then(|| a.value(row).to_string())
-                            })
-                            .collect();
-                        table.hit(rank.of(i), keys)
-                    })
+                    .map(|i| table.hit_of(rank.of(i), &keys, &of, i))
                     .collect();
                 (rule, hits)
             })
             .collect())
-    }
-}
-
-/// Row number in a batch → row number among the rows a mask picks.
-struct Rank(Vec<u32>);
-
-impl Rank {
-    fn new(picked: &BooleanBuffer, rows: usize) -> Self {
-        let mut rank = vec![0u32; rows];
-        for (n, i) in picked.set_indices().enumerate() {
-            rank[i] = n as u32;
-        }
-        Self(rank)
-    }
-
-    fn of(&self, row: usize) -> usize {
-        self.0[row] as usize
     }
 }
 
