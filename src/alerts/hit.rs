@@ -7,11 +7,11 @@
 //! ARN, source IP, ...) are needed only when an alert is raised. So a hit
 //! points at its row in the batch's hit columns and reads them on demand;
 //! [`Hit::own`] copies them out when the hit outlives its batch (a
-//! threshold window kept across batches). Its audit ID and keys are read
-//! from the batch the same way: a match a first-seen baseline already
-//! knows, or one whose window never fills, is dropped without a string
-//! ever being copied out for it. Serialised, a hit is the same either way:
-//! the columns by name.
+//! threshold window or a sequence kept across batches). Its audit ID and
+//! keys are read from the batch the same way: a match that a first-seen
+//! baseline already knows is dropped without a string ever being copied
+//! out for it. Serialised, a hit is the same either way: the columns by
+//! name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -245,8 +245,8 @@ impl Matcher {
                 Ok(Some((text(&values)?, Rank::new(&rows, batch.num_rows()))))
             })
             .collect::<Result<_, AlertError>>()?;
-        // Each hit reads its keys from here when asked: a hit dropped (a
-        // known first-seen key, a window that never fills) copies none.
+        // Each hit reads its keys from here when asked: a hit dropped
+        // unkept (a first-seen key already known) copies none.
         let keys = Arc::new(KeyColumns::new(keys));
         Ok(masks
             .into_iter()
