@@ -84,10 +84,7 @@ impl HitColumns {
 
     /// The hit of row `row`, with the rule's keys.
     pub fn hit(self: &Arc<Self>, row: usize, keys: Vec<Option<String>>) -> Hit {
-        self.keyed(
-            row,
-            Keys::Owned(keys.into_iter().map(|k| k.map(Box::from)).collect()),
-        )
+        self.keyed(row, Keys::owned(keys))
     }
 
     /// The hit of row `row`, its keys read from `keys`: the key columns
@@ -199,6 +196,11 @@ enum Keys {
 }
 
 impl Keys {
+    /// Keys of the hit's own, from their values.
+    fn owned<S: Into<Box<str>>>(values: impl IntoIterator<Item = Option<S>>) -> Self {
+        Keys::Owned(values.into_iter().map(|k| k.map(Into::into)).collect())
+    }
+
     fn len(&self) -> usize {
         match self {
             Keys::Row { of, .. } => of.len(),
@@ -254,13 +256,7 @@ impl Hit {
             };
         }
         if let Keys::Row { .. } = &self.keys {
-            self.keys = Keys::Owned(
-                self.keys
-                    .all()
-                    .into_iter()
-                    .map(|k| k.map(Box::from))
-                    .collect(),
-            );
+            self.keys = Keys::owned(self.keys.all());
         }
     }
 
@@ -341,7 +337,7 @@ impl<'de> Deserialize<'de> for Hit {
                 audit_id: read.audit_id.map(Box::from),
                 text,
             },
-            keys: Keys::Owned(read.keys.into_iter().map(|k| k.map(Box::from)).collect()),
+            keys: Keys::owned(read.keys),
         })
     }
 }
