@@ -160,22 +160,33 @@ async fn gather(
         .input
         .threads
         .unwrap_or_else(crate::query::default_partitions);
-    let mut planned = Vec::new();
-    for q in report_page::questions() {
-        // The questions run side by side, each on one partition: no
-        // repartitioning (copies) inside each, and the cores kept busy by
-        // running them all at once.
-        let fed = FedQuery::plan(&q.sql, 1)
-            .await
-            .with_context(|| format!("planning the report's {} query", q.id))?;
-        planned.push((q.id, fed));
-    }
+    // The questions run side by side, each on one partition: no
+    // repartitioning (copies) inside each, and the cores kept busy by
+    // running them all at once. They are planned side by side too, while
+    // this thread plans the rules.
+    let planning: Vec<_> = report_page::questions()
+        .into_iter()
+        .map(|q| {
+            (
+                q.id,
+                tokio::spawn(async move { FedQuery::plan(&q.sql, 1).await }),
+            )
+        })
+        .collect();
     let rule_count = rules.len();
     let lateness = crate::source::cloudwatch::parse_duration("15m")
         .ok()
         .and_then(|d| i64::try_from(d.as_micros()).ok());
     let mut hunt = Hunt::new(Engine::new(rules), lateness);
     let mut columns = hunt.columns().await?;
+    let mut planned = Vec::new();
+    for (id, planning) in planning {
+        let fed = planning
+            .await
+            .context("planning a report query stopped")?
+            .with_context(|| format!("planning the report's {id} query"))?;
+        planned.push((id, fed));
+    }
     columns.push(Column::RequestReceivedTimestamp);
     for (_, fed) in &planned {
         columns.extend(fed.columns());
