@@ -28,18 +28,6 @@ with e as (
 granted as (
   select
     *,
-    case
-      when not allowed then null
-      when reason = '' and array_has(groups, 'system:masters') then 'system:masters (no RBAC check)'
-      when reason = '' and username like 'system:node:%' then 'the node authorizer'
-      when reason = '' then 'allowed with no reason (system:masters or the node authorizer)'
-      when reason like 'EKS Access Policy:%' then
-        'EKS access policy ' || regexp_replace(reason, '.* of (?:Cluster)?Role "(?:[^"]*/)?([^"]*)".*', '\1')
-          || regexp_replace(reason, '^EKS Access Policy: allowed by (ClusterRoleBinding|RoleBinding) "[^"]*".*$', ' (\1)')
-      when reason like 'RBAC: allowed by %' then
-        regexp_replace(reason, '^RBAC: allowed by (\S+) "([^"]*)" of (\S+) "([^"]*)".*$', '\1 \2 -> \3 \4')
-      else reason
-    end as grant,
     username = 'kubernetes-admin' as creator,
     coalesce(array_has(groups, 'system:masters'), false) as master,
     coalesce(allowed and reason = '' and username not like 'system:node:%', false) as no_reason,
@@ -82,7 +70,31 @@ select
   count(distinct id) filter (where write) as writes,
   count(distinct id) filter (where refused) as refusals,
   array_sort(array_distinct(flatten(array_agg(distinct groups) filter (where groups is not null)))) as groups,
-  array_sort(array_agg(distinct grant) filter (where grant is not null)) as authorized_by
+  -- What allowed its requests: each distinct reason the authorizer gave
+  -- (named once per reason, not per event, by the binding or access
+  -- policy it cites), and whether it was allowed with no reason. An event
+  -- that does not record the decision counts by its reason alone.
+  array_sort(array_distinct(array_concat(
+    array_transform(
+      array_agg(distinct reason) filter (where coalesce(allowed, true) and reason <> ''),
+      r -> case
+        when r like 'EKS Access Policy:%' then
+          'EKS access policy ' || regexp_replace(r, '.* of (?:Cluster)?Role "(?:[^"]*/)?([^"]*)".*', '\1')
+            || regexp_replace(r, '^EKS Access Policy: allowed by (ClusterRoleBinding|RoleBinding) "[^"]*".*$', ' (\1)')
+        when r like 'RBAC: allowed by %' then
+          regexp_replace(r, '^RBAC: allowed by (\S+) "([^"]*)" of (\S+) "([^"]*)".*$', '\1 \2 -> \3 \4')
+        else r
+      end),
+    case when bool_or(coalesce(allowed, true) and reason = '' and master) then
+      ['system:masters (no RBAC check)']
+    end,
+    case when bool_or(coalesce(allowed, true) and reason = '' and not master) then
+      [case
+        when username like 'system:node:%' then 'the node authorizer'
+        else 'allowed with no reason (system:masters or the node authorizer)'
+      end]
+    end
+  ))) as authorized_by
 from granted
 group by username
 order by hidden_admin desc, username
