@@ -149,6 +149,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Bytes of input per decoded batch: twice `query`'s. A dozen consumers
+/// take every batch, and batches of some 7,000 events (over half of
+/// DataFusion's 8,192) pass through their filters without being copied
+/// into larger ones; the report over 500,000 events took 1.25 s with
+/// 4 MiB and 1.17 s with 8 MiB (medians of 10, interleaved).
+const BLOCK: usize = 8 << 20;
+
 /// Reads the input once, feeding every question and the alert rules.
 async fn gather(
     args: &ReportArgs,
@@ -221,6 +228,7 @@ async fn gather(
                 cluster: args.input.cluster.clone(),
                 log_group: args.input.log_group.clone(),
                 inflate_threads: crate::source::inflate_threads(partitions),
+                block_size: BLOCK,
                 ..SourceOptions::default()
             };
             Arc::new(FileSource::new(inputs, opts, report.clone()))
