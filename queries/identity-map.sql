@@ -61,8 +61,9 @@ select
   array_sort(array_agg(distinct session_name) filter (where session_name is not null)) as session_names,
   array_sort(array_agg(distinct access_key_id) filter (where access_key_id is not null)) as access_key_ids,
   array_sort(array_agg(distinct principal_id) filter (where principal_id is not null)) as principal_ids,
-  array_sort(array_agg(distinct ip) filter (where is_public_ip(ip))) as public_ips,
-  array_sort(array_agg(distinct ip) filter (where is_private_ip(ip))) as private_ips,
+  -- Each distinct address is told public or private once, not per event.
+  array_sort(nullif(array_filter(array_agg(distinct ip), x -> is_public_ip(x)), [])) as public_ips,
+  array_sort(nullif(array_filter(array_agg(distinct ip), x -> is_private_ip(x)), [])) as private_ips,
   array_sort(array_agg(distinct user_agent) filter (where user_agent is not null)) as user_agents,
   min(at) as first_seen,
   max(at) as last_seen,
