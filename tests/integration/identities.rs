@@ -390,3 +390,91 @@ fn identities_agree_with_hand_written_sql() {
         .collect();
     assert_eq!(flagged_arns, admin_arns);
 }
+
+/// `authorized_by`, `public_ips` and `private_ips` are worked out per
+/// identity from its distinct reasons and addresses: each rule of naming
+/// a grant, against hand-made events.
+#[test]
+fn what_allowed_each_identity_and_its_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = json!({"resource": "pods", "namespace": "default", "apiVersion": "v1"});
+    let user = |name: &str, groups: &[&str]| json!({"username": name, "groups": groups});
+    let rbac = |who: &str| {
+        format!(
+            "RBAC: allowed by ClusterRoleBinding \"view-all\" of ClusterRole \"view\" to User \"{who}\""
+        )
+    };
+    let mut events = Vec::new();
+    let mut add = |name: &str, groups: &[&str], reason: Option<&str>, ip: Value| {
+        let mut e = event(
+            events.len(),
+            user(name, groups),
+            "get",
+            "/api/v1/pods",
+            pods.clone(),
+            reason,
+        );
+        e["sourceIPs"] = ip;
+        events.push(e);
+    };
+    let node = "system:node:ip-10-0-0-1.ec2.internal";
+    add(node, &["system:nodes"], Some(""), json!(["10.0.0.1"]));
+    // alice: RBAC twice (one grant), no reason once, refused once (no grant).
+    add("alice", &[], Some(&rbac("alice")), json!(["203.0.113.5"]));
+    add("alice", &[], Some(&rbac("alice")), json!(["10.1.2.3"]));
+    add("alice", &[], Some(""), json!(["203.0.113.5"]));
+    add("alice", &[], None, json!(["not-an-ip"]));
+    // carol: system:masters with no reason, and a reason no rule names.
+    add("carol", &["system:masters"], Some(""), json!([]));
+    add("carol", &[], Some("allowed by a webhook"), json!(null));
+    // dave: only refused.
+    add("dave", &[], None, json!(["198.51.100.9"]));
+    // erin: the decision is not recorded, the reason is.
+    let mut e = event(
+        events.len(),
+        user("erin", &[]),
+        "get",
+        "/api/v1/pods",
+        pods.clone(),
+        Some(""),
+    );
+    e["annotations"] = json!({"authorization.k8s.io/reason":
+        "RBAC: allowed by RoleBinding \"edit/team-a\" of ClusterRole \"edit\" to User \"erin\""});
+    events.push(e);
+    let path = dir.path().join("grants.ndjson");
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+
+    let rows = identities(&[path.to_str().unwrap()]);
+    let by_name: BTreeMap<&str, _> = rows
+        .iter()
+        .map(|r| (r["username"].as_str().unwrap(), r))
+        .collect();
+    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        list(by_name[node], "authorized_by"),
+        set(&["the node authorizer"])
+    );
+    assert_eq!(
+        list(by_name["alice"], "authorized_by"),
+        set(&[
+            "ClusterRoleBinding view-all -> ClusterRole view",
+            "allowed with no reason (system:masters or the node authorizer)"
+        ])
+    );
+    assert_eq!(
+        list(by_name["carol"], "authorized_by"),
+        set(&["allowed by a webhook", "system:masters (no RBAC check)"])
+    );
+    assert_eq!(
+        list(by_name["erin"], "authorized_by"),
+        set(&["RoleBinding edit/team-a -> ClusterRole edit"])
+    );
+    // Nothing allowed, no public or private address: NULL, not [].
+    assert_eq!(by_name["dave"]["authorized_by"], Value::Null);
+    assert_eq!(by_name["carol"]["public_ips"], Value::Null);
+    assert_eq!(by_name["carol"]["private_ips"], Value::Null);
+    assert_eq!(list(by_name["alice"], "public_ips"), set(&["203.0.113.5"]));
+    assert_eq!(list(by_name["alice"], "private_ips"), set(&["10.1.2.3"]));
+    assert_eq!(list(by_name["dave"], "public_ips"), set(&["198.51.100.9"]));
+}
