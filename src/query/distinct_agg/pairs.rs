@@ -1,15 +1,13 @@
 //! One hash table of (group, value) pairs for every group of a `GROUP BY`,
-//! behind `array_agg(DISTINCT ...)` and `count(DISTINCT ...)` over text
-//! and lists of text.
+//! behind `array_agg(DISTINCT ...)` over text and lists of text.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, ListArray, StringArray, StringBuilder,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
-use datafusion::arrow::compute::filter;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::hash_utils::RandomState;
 use datafusion::common::{HashMap, Result};
@@ -43,14 +41,6 @@ impl Input {
     }
 }
 
-/// What the accumulator answers: each group's list of values
-/// (`array_agg`) or their number (`count`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Output {
-    Lists,
-    Counts,
-}
-
 /// One distinct value of one group: its bytes in `text`, and the next
 /// pair with the same hash.
 struct Pair {
@@ -63,7 +53,6 @@ struct Pair {
 /// Every group's distinct values.
 pub(super) struct DistinctText {
     input: Input,
-    output: Output,
     ignore_nulls: bool,
     /// First pair of each hash of (group, value).
     heads: HashMap<u64, u32>,
@@ -127,13 +116,6 @@ impl<'a> View<'a> {
         }
     }
 
-    fn len(&self) -> usize {
-        match self {
-            View::Text(a) => a.len(),
-            View::TextList(a) => a.len(),
-        }
-    }
-
     /// Row `i`'s value (None for NULL); a list is encoded into `buf`.
     fn value<'b>(&'b self, i: usize, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
         match self {
@@ -147,21 +129,18 @@ impl<'a> View<'a> {
 }
 
 impl DistinctText {
-    pub(super) fn new(input: Input, output: Output, ignore_nulls: bool) -> Self {
+    pub(super) fn new(input: Input, ignore_nulls: bool) -> Self {
         Self::empty(
             input,
-            output,
             ignore_nulls,
             RandomState::with_seed(fastrand::u64(..)),
         )
     }
 
-    fn empty(input: Input, output: Output, ignore_nulls: bool, hasher: RandomState) -> Self {
+    fn empty(input: Input, ignore_nulls: bool, hasher: RandomState) -> Self {
         Self {
             input,
-            output,
-            // count() never counts NULL.
-            ignore_nulls: ignore_nulls || output == Output::Counts,
+            ignore_nulls,
             heads: HashMap::default(),
             pairs: Vec::new(),
             text: Vec::new(),
@@ -200,11 +179,9 @@ impl DistinctText {
         self.heads.insert(hash, index);
     }
 
-    /// The lists of the groups `emit_to` names (or, for `Output::Counts`
-    /// when `counted`, their lengths); the others are kept, renumbered
-    /// from 0. A state (`counted` false) of a count is a list for every
-    /// group, empty when it has no value.
-    fn emit(&mut self, emit_to: EmitTo, counted: bool) -> Result<ArrayRef> {
+    /// The lists of the groups `emit_to` names; the others are kept,
+    /// renumbered from 0.
+    fn emit(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let groups = self.saw_null.len();
         let emitted = match emit_to {
             EmitTo::All => groups,
@@ -215,11 +192,6 @@ impl DistinctText {
             if let Some(len) = lengths.get_mut(pair.group as usize) {
                 *len += 1;
             }
-        }
-        if counted && self.output == Output::Counts {
-            let counts: Int64Array = lengths.iter().map(|&n| n as i64).collect();
-            self.keep_from(emitted);
-            return Ok(Arc::new(counts));
         }
         // Each emitted group's values, in order of group.
         let mut slots = vec![0usize; emitted + 1];
@@ -258,7 +230,7 @@ impl DistinctText {
                 }
             }
             offsets.push(lengths[g] + usize::from(self.saw_null[g]));
-            valid.push(offsets[g] > 0 || self.output == Output::Counts);
+            valid.push(offsets[g] > 0);
         }
         let values: ArrayRef = match &self.input {
             Input::Text => Arc::new(strings.finish()),
@@ -287,12 +259,7 @@ impl DistinctText {
 
     /// Drops the groups before `first`, renumbering the rest from 0.
     fn keep_from(&mut self, first: usize) {
-        let mut kept = Self::empty(
-            self.input.clone(),
-            self.output,
-            self.ignore_nulls,
-            self.hasher.clone(),
-        );
+        let mut kept = Self::empty(self.input.clone(), self.ignore_nulls, self.hasher.clone());
         kept.saw_null = self.saw_null[first..].to_vec();
         let first = first as u32;
         for pair in self.pairs.iter().filter(|p| p.group >= first) {
@@ -362,40 +329,30 @@ impl GroupsAccumulator for DistinctText {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        self.emit(emit_to, true)
+        self.emit(emit_to)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(vec![self.emit(emit_to, false)?])
+        Ok(vec![self.emit(emit_to)?])
     }
 
-    /// Each row as a state of its own: a list of its value or, when the
-    /// row is filtered out or an ignored NULL, NULL (`array_agg`) or an
-    /// empty list (`count`).
+    /// Each row as a state of its own: a list of its value, or NULL (no
+    /// value) when the row is filtered out or an ignored NULL.
     fn convert_to_state(
         &self,
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let values = &values[0];
-        let kept: BooleanArray = (0..View::of(&self.input, values).len())
-            .map(|i| Some(passes(opt_filter, i) && (values.is_valid(i) || !self.ignore_nulls)))
-            .collect();
-        let field = Arc::new(Field::new_list_field(self.input.data_type(), true));
-        let list = match self.output {
-            Output::Lists => ListArray::try_new(
-                field,
-                OffsetBuffer::from_lengths(std::iter::repeat_n(1, values.len())),
-                values.clone(),
-                Some(kept.values().clone().into()),
-            )?,
-            Output::Counts => ListArray::try_new(
-                field,
-                OffsetBuffer::from_lengths(kept.values().iter().map(usize::from)),
-                filter(values, &kept)?,
-                None,
-            )?,
-        };
+        let valid = (0..values.len())
+            .map(|i| passes(opt_filter, i) && (values.is_valid(i) || !self.ignore_nulls))
+            .collect::<Vec<_>>();
+        let list = ListArray::try_new(
+            Arc::new(Field::new_list_field(self.input.data_type(), true)),
+            OffsetBuffer::from_lengths(std::iter::repeat_n(1, values.len())),
+            values.clone(),
+            Some(NullBuffer::from(valid)),
+        )?;
         Ok(vec![Arc::new(list)])
     }
 
