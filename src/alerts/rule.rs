@@ -198,16 +198,18 @@ impl Keys {
 }
 
 /// The columns every hit carries, by name in the rule query's output.
+/// `eksaudit_first_present` is `coalesce` without its per-branch copies of
+/// the `user` struct (see `query::first_present`).
 pub const HIT_COLUMNS: &[(&str, &str)] = &[
     ("audit_id", "auditID"),
     (
         "ts",
-        "coalesce(requestReceivedTimestamp, stageTimestamp, log_timestamp)",
+        "eksaudit_first_present(requestReceivedTimestamp, stageTimestamp, log_timestamp)",
     ),
     ("who", "user.username"),
     (
         "arn",
-        "coalesce(user.extra['arn'][1], user.extra['canonicalArn'][1])",
+        "eksaudit_first_present(user.extra['arn'][1], user.extra['canonicalArn'][1])",
     ),
     ("session", "user.extra['sessionName'][1]"),
     ("source_ip", "sourceIPs[1]"),

@@ -34,6 +34,7 @@ mod dialect;
 mod distinct_agg;
 mod exprs;
 pub mod fed;
+mod first_present;
 pub mod hints;
 mod lake;
 mod map_get;

@@ -60,6 +60,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(bool_fn("is_system_user", 1, |a| Ok(is_system_user(a[0]))));
     ctx.register_udf(bool_fn("is_valid_ip", 1, |a| Ok(parse_ip(a[0]).is_some())));
     ctx.register_udaf(AggregateUDF::from(super::distinct_agg::ArrayAgg::new()));
+    ctx.register_udf(ScalarUDF::from(super::first_present::FirstPresent::new()));
     ctx.register_udf(ScalarUDF::from(super::regex_replace::RegexpReplace::new()));
 }
 
