@@ -128,6 +128,75 @@ impl<'a> View<'a> {
     }
 }
 
+/// The values of the emitted lists, built from stored values.
+enum Values {
+    Text(StringBuilder),
+    TextList {
+        field: FieldRef,
+        elements: StringBuilder,
+        lengths: Vec<usize>,
+        valid: Vec<bool>,
+    },
+}
+
+impl Values {
+    fn new(input: &Input, capacity: usize) -> Self {
+        match input {
+            Input::Text => Values::Text(StringBuilder::with_capacity(capacity, 0)),
+            Input::TextList(field) => Values::TextList {
+                field: field.clone(),
+                elements: StringBuilder::new(),
+                lengths: Vec::with_capacity(capacity),
+                valid: Vec::with_capacity(capacity),
+            },
+        }
+    }
+
+    fn append(&mut self, stored: &[u8]) {
+        match self {
+            Values::Text(b) => {
+                b.append_value(std::str::from_utf8(stored).expect("stored from text"))
+            }
+            Values::TextList {
+                elements,
+                lengths,
+                valid,
+                ..
+            } => {
+                lengths.push(decode_list(stored, elements));
+                valid.push(true);
+            }
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Values::Text(b) => b.append_null(),
+            Values::TextList { lengths, valid, .. } => {
+                lengths.push(0);
+                valid.push(false);
+            }
+        }
+    }
+
+    fn finish(self) -> Result<ArrayRef> {
+        Ok(match self {
+            Values::Text(mut b) => Arc::new(b.finish()),
+            Values::TextList {
+                field,
+                mut elements,
+                lengths,
+                valid,
+            } => Arc::new(ListArray::try_new(
+                field,
+                OffsetBuffer::from_lengths(lengths),
+                Arc::new(elements.finish()),
+                Some(NullBuffer::from(valid)),
+            )?),
+        })
+    }
+}
+
 impl DistinctText {
     pub(super) fn new(input: Input, ignore_nulls: bool) -> Self {
         Self::empty(
@@ -207,50 +276,24 @@ impl DistinctText {
                 next[g] += 1;
             }
         }
-        let mut elements = StringBuilder::new();
-        let mut element_counts = Vec::new();
-        let mut strings = StringBuilder::with_capacity(order.len(), 0);
+        let mut values = Values::new(&self.input, order.len());
         let mut offsets = Vec::with_capacity(emitted);
         let mut valid = Vec::with_capacity(emitted);
         for g in 0..emitted {
             for &i in &order[slots[g]..slots[g + 1]] {
                 let pair = &self.pairs[i as usize];
-                let bytes = &self.text[pair.start..pair.end];
-                match self.input {
-                    Input::Text => {
-                        strings.append_value(std::str::from_utf8(bytes).expect("stored from text"))
-                    }
-                    Input::TextList(_) => element_counts.push(decode_list(bytes, &mut elements)),
-                }
+                values.append(&self.text[pair.start..pair.end]);
             }
             if self.saw_null[g] {
-                match self.input {
-                    Input::Text => strings.append_null(),
-                    Input::TextList(_) => element_counts.push(0),
-                }
+                values.append_null();
             }
             offsets.push(lengths[g] + usize::from(self.saw_null[g]));
             valid.push(offsets[g] > 0);
         }
-        let values: ArrayRef = match &self.input {
-            Input::Text => Arc::new(strings.finish()),
-            Input::TextList(field) => {
-                // A NULL list (only in a group that saw one) is last.
-                let nulls = (0..emitted).flat_map(|g| {
-                    std::iter::repeat_n(true, lengths[g]).chain(self.saw_null[g].then_some(false))
-                });
-                Arc::new(ListArray::try_new(
-                    field.clone(),
-                    OffsetBuffer::from_lengths(element_counts),
-                    Arc::new(elements.finish()),
-                    Some(NullBuffer::from_iter(nulls)),
-                )?)
-            }
-        };
         let list = ListArray::try_new(
             Arc::new(Field::new_list_field(self.input.data_type(), true)),
             OffsetBuffer::from_lengths(offsets),
-            values,
+            values.finish()?,
             Some(NullBuffer::from(valid)),
         )?;
         self.keep_from(emitted);
