@@ -22,7 +22,7 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::report::Report;
 use crate::schema::{Column, audit_schema};
-use crate::source::{Chunk, Message};
+use crate::source::{Chunk, Lines, Message};
 use columns::{Builder, Row};
 use event::{Event, Problem};
 use fast::{Fields, Want};
@@ -43,6 +43,9 @@ pub struct Decoder {
     /// size they reach, not grown by doubling: the copies of `realloc` and
     /// the faulting-in of fresh pages were 17% of decoding every column.
     sizes: Arc<[AtomicUsize]>,
+    /// Bytes per message in the last chunk whose lines the decoder found,
+    /// to size the next one's buffers before its lines are counted.
+    line_bytes: Arc<AtomicUsize>,
 }
 
 impl Decoder {
@@ -68,6 +71,7 @@ impl Decoder {
             fast: true,
             prefilter: None,
             sizes,
+            line_bytes: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -120,23 +124,28 @@ impl Decoder {
         let mut skipped = 0u64;
         // The fast path's events, one reused for every line.
         let mut slot = fast::Slot::default();
-        for msg in &chunk.messages {
-            let bytes = chunk.text(msg);
-            if let Some(p) = &self.prefilter
-                && !p.may_match(bytes)
-            {
-                skipped += 1;
-                continue;
-            }
-            let Some(text) = utf8(bytes, msg, report) else {
-                continue;
-            };
-            let salvaged: String;
-            let clamped: String;
-            let by_serde: Event<'_>;
-            let mut cut = false;
-            let event: &Event<'_> =
-                if self.fast && fast::parse_event_into(text, &self.want, &mut slot) {
+        let (mut lines, mut window) = (Lines::new(), Vec::new());
+        let mut count = 0;
+        while let Some(messages) = lines.next(chunk, &mut window) {
+            count += messages.len();
+            for msg in messages {
+                let bytes = chunk.text(msg);
+                if let Some(p) = &self.prefilter
+                    && !p.may_match(bytes)
+                {
+                    skipped += 1;
+                    continue;
+                }
+                let Some(text) = utf8(bytes, chunk, msg, report) else {
+                    continue;
+                };
+                let salvaged: String;
+                let clamped: String;
+                let by_serde: Event<'_>;
+                let mut cut = false;
+                let event: &Event<'_> = if self.fast
+                    && fast::parse_event_into(text, &self.want, &mut slot)
+                {
                     &slot.event
                 } else {
                     let parsed = match serde_json::from_str(text) {
@@ -165,8 +174,8 @@ impl Decoder {
                                     None => None,
                                 };
                             let Some(kept) = kept else {
-                                let file = &msg.origin.file;
-                                report.bad_event(file, msg.line, format_args!("invalid JSON: {e}"));
+                                let (file, line) = (&msg.origin.file, chunk.line_of(msg));
+                                report.bad_event(file, line, format_args!("invalid JSON: {e}"));
                                 continue;
                             };
                             cut = true;
@@ -179,10 +188,15 @@ impl Decoder {
                     by_serde = event;
                     &by_serde
                 };
-            batch.append(event, msg, text, cut, report)?;
+                batch.append(event, chunk, msg, text, cut, report)?;
+            }
         }
         if skipped > 0 {
             report.add_prefiltered(skipped);
+        }
+        if chunk.is_unframed() && count > 0 {
+            let per = chunk.text_len() / count;
+            self.line_bytes.store(per.max(1), Ordering::Relaxed);
         }
         batch.finish(report)
     }
@@ -202,24 +216,36 @@ impl Decoder {
         P: FnMut(&str, &mut dyn FnMut(&Event<'_>)) -> bool,
     {
         let mut batch = self.batch(chunk);
-        for msg in &chunk.messages {
-            let Some(text) = utf8(chunk.text(msg), msg, report) else {
-                continue;
-            };
-            let mut result = Ok(());
-            let parsed = parse(text, &mut |event| {
-                result = batch.append(event, msg, text, false, report);
-            });
-            result?;
-            if !parsed {
-                report.bad_event(&msg.origin.file, msg.line, "invalid JSON");
+        let (mut lines, mut window) = (Lines::new(), Vec::new());
+        while let Some(messages) = lines.next(chunk, &mut window) {
+            for msg in messages {
+                let Some(text) = utf8(chunk.text(msg), chunk, msg, report) else {
+                    continue;
+                };
+                let mut result = Ok(());
+                let parsed = parse(text, &mut |event| {
+                    result = batch.append(event, chunk, msg, text, false, report);
+                });
+                result?;
+                if !parsed {
+                    report.bad_event(&msg.origin.file, chunk.line_of(msg), "invalid JSON");
+                }
             }
         }
         batch.finish(report)
     }
 
     fn batch(&self, chunk: &Chunk) -> Batch<'_> {
-        let cap = chunk.messages.len();
+        let cap = if chunk.is_unframed() {
+            // Lines of the size the last chunk's were (some 1 KB for EKS).
+            let per = match self.line_bytes.load(Ordering::Relaxed) {
+                0 => 1024,
+                n => n,
+            };
+            chunk.text_len() / per + 1
+        } else {
+            chunk.messages.len()
+        };
         Batch {
             decoder: self,
             builders: self
@@ -243,13 +269,13 @@ impl Decoder {
 }
 
 /// The message as text, or None (reported) when it is not UTF-8.
-fn utf8<'b>(bytes: &'b [u8], msg: &Message, report: &Report) -> Option<&'b str> {
+fn utf8<'b>(bytes: &'b [u8], chunk: &Chunk, msg: &Message, report: &Report) -> Option<&'b str> {
     // SIMD check first; std's only to word the error.
     match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
         Ok(t) => Some(t),
         Err(e) => {
-            let file = &msg.origin.file;
-            report.bad_event(file, msg.line, format_args!("invalid UTF-8: {e}"));
+            let (file, line) = (&msg.origin.file, chunk.line_of(msg));
+            report.bad_event(file, line, format_args!("invalid UTF-8: {e}"));
             None
         }
     }
@@ -268,6 +294,7 @@ impl Batch<'_> {
     fn append(
         &mut self,
         event: &Event<'_>,
+        chunk: &Chunk,
         msg: &Message,
         text: &str,
         cut: bool,
@@ -275,7 +302,7 @@ impl Batch<'_> {
     ) -> Result<(), ArrowError> {
         let file = &msg.origin.file;
         if let Err(why) = event.check_is_audit() {
-            report.bad_event(file, msg.line, why);
+            report.bad_event(file, chunk.line_of(msg), why);
             return Ok(());
         }
         self.problems.clear();
@@ -283,7 +310,7 @@ impl Batch<'_> {
         if cut {
             report.truncated(
                 file,
-                msg.line,
+                chunk.line_of(msg),
                 format_args!(
                     "truncated by CloudWatch (over 256 KB): kept the fields before the cut, \
                      truncated = true"
@@ -294,13 +321,14 @@ impl Batch<'_> {
             let list: Vec<String> = self.problems.iter().map(|p| p.to_string()).collect();
             report.bad_field(
                 file,
-                msg.line,
+                chunk.line_of(msg),
                 format_args!("kept the event with these fields null: {}", list.join(", ")),
             );
         }
         let row = Row {
             event,
             times,
+            chunk,
             msg,
             text,
             truncated: cut,

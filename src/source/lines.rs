@@ -9,6 +9,7 @@ use memmap2::Mmap;
 
 use super::files::{BlockReader, FileCtx};
 use super::frame::Flow;
+use super::lazy::{LineIndex, Unframed};
 use super::{Chunk, CwMeta, Message, Region, spare};
 use crate::decode::time::parse_micros;
 use crate::error::Result;
@@ -65,7 +66,7 @@ pub(super) fn read(
 
 /// Line framing over a memory-mapped file (from `start`, past a byte-order
 /// mark): each block becomes a chunk that points into the mapping, so no
-/// byte is copied. `counted` bytes were already counted as read (format
+/// byte is copied. The lines of NDJSON are left for the decoder to find. `counted` bytes were already counted as read (format
 /// detection read them).
 pub(super) fn mapped(
     map: &Arc<Mmap>,
@@ -77,6 +78,7 @@ pub(super) fn mapped(
 ) -> Result<Flow> {
     let bytes = &map[..];
     let mut line_no = 1u64;
+    let index = Arc::new(LineIndex::new());
     let mut pos = start;
     while pos < bytes.len() {
         let block_end = (pos + ctx.block_size).min(bytes.len());
@@ -95,8 +97,15 @@ pub(super) fn mapped(
             ctx.report.add_bytes_read((end - counted) as u64);
             counted = end;
         }
-        let (buf, messages) = spare::take();
-        let messages = frame_lines(&bytes[pos..end], messages, &mut line_no, ctx, format);
+        let (buf, mut messages) = spare::take();
+        // NDJSON lines are found by the decoder (see `lazy`).
+        let unframed = match format {
+            LineFormat::Json => Some(Unframed::new(index.clone(), ctx.base.clone())),
+            LineFormat::Export => {
+                messages = frame_lines(&bytes[pos..end], messages, &mut line_no, ctx, format);
+                None
+            }
+        };
         let chunk = Chunk {
             buf,
             messages,
@@ -104,6 +113,7 @@ pub(super) fn mapped(
                 map: map.clone(),
                 start: pos,
                 end,
+                unframed,
             }),
         };
         if !chunk.is_empty() && !emit(chunk) {
@@ -123,19 +133,7 @@ fn frame_lines(
     format: LineFormat,
 ) -> Vec<Message> {
     messages.reserve(buf.len() / 512 + 1);
-    let mut start = 0;
-    let ends = memchr_iter(b'\n', buf).chain(std::iter::once(buf.len()));
-    for end in ends {
-        if start > buf.len() {
-            break;
-        }
-        let line = *line_no;
-        *line_no += 1;
-        let (s, e) = trim(buf, start, end);
-        start = end + 1;
-        if s == e {
-            continue;
-        }
+    each_line(buf, line_no, |line, s, e| {
         let mut cw = CwMeta::default();
         let mut s = s;
         if format == LineFormat::Export && buf[s] != b'{' {
@@ -150,7 +148,7 @@ fn frame_lines(
                         line,
                         "expected `<RFC 3339 timestamp> <JSON event>` (CloudWatch export line)",
                     );
-                    continue;
+                    return;
                 }
             }
         }
@@ -161,12 +159,32 @@ fn frame_lines(
             origin: ctx.base.clone(),
             cw,
         });
+    });
+    messages
+}
+
+/// Calls `f(line, start, end)` for each non-blank line of `buf`, trimmed,
+/// numbering lines from `line_no`, which it leaves at the next line's
+/// number.
+pub(super) fn each_line(buf: &[u8], line_no: &mut u64, mut f: impl FnMut(u64, usize, usize)) {
+    let mut start = 0;
+    let ends = memchr_iter(b'\n', buf).chain(std::iter::once(buf.len()));
+    for end in ends {
+        if start > buf.len() {
+            break;
+        }
+        let line = *line_no;
+        *line_no += 1;
+        let (s, e) = trim(buf, start, end);
+        start = end + 1;
+        if s < e {
+            f(line, s, e);
+        }
     }
     // The final segment after a trailing newline is not a line.
     if buf.last() == Some(&b'\n') {
         *line_no -= 1;
     }
-    messages
 }
 
 /// `2023-07-31T01:58:12.101Z {...}` → (timestamp in ms, offset of the JSON).

@@ -11,6 +11,7 @@ pub mod files;
 mod frame;
 mod inflate;
 pub mod inputs;
+mod lazy;
 mod lines;
 mod spare;
 mod wrappers;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use cloudwatch::CloudWatchSource;
 pub use files::{FileSource, SourceOptions, inflate_threads};
 pub use inputs::{Input, expand_paths, is_parquet, total_size};
+pub use lazy::Lines;
 
 /// Where a message came from: the file, and the CloudWatch log group and
 /// stream when the input says so. Shared by all messages of one stream.
@@ -70,6 +72,8 @@ struct Region {
     map: Arc<memmap2::Mmap>,
     start: usize,
     end: usize,
+    /// Set when the decoder finds the lines (`messages` is then empty).
+    unframed: Option<lazy::Unframed>,
 }
 
 impl Region {
@@ -144,8 +148,9 @@ impl Chunk {
         }
     }
 
+    /// No message (a chunk whose lines are not found yet has some).
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.messages.is_empty() && !self.is_unframed()
     }
 
     /// A chunk of the non-blank lines of `buf` (which it keeps, without

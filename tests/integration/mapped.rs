@@ -21,29 +21,35 @@ type Read = (
     bool,
 );
 
-fn read(path: &str, mmap: bool, block_size: usize) -> Read {
-    read_on(path, mmap, block_size, 1)
-}
-
-fn read_on(path: &str, mmap: bool, block_size: usize, inflate_threads: usize) -> Read {
-    let report = Arc::new(Report::new());
+fn source(
+    path: &str,
+    mmap: bool,
+    block_size: usize,
+    inflate_threads: usize,
+    report: Arc<Report>,
+) -> FileSource {
     let opts = SourceOptions {
         mmap,
         block_size,
         inflate_threads,
         ..SourceOptions::default()
     };
-    let source = FileSource::new(
-        expand_paths(&[path.to_string()]).unwrap(),
-        opts,
-        report.clone(),
-    );
+    FileSource::new(expand_paths(&[path.to_string()]).unwrap(), opts, report)
+}
+
+fn read(path: &str, mmap: bool, block_size: usize) -> Read {
+    read_on(path, mmap, block_size, 1)
+}
+
+fn read_on(path: &str, mmap: bool, block_size: usize, inflate_threads: usize) -> Read {
+    let report = Arc::new(Report::new());
+    let source = source(path, mmap, block_size, inflate_threads, report.clone());
     let mut messages = Vec::new();
     let mut mapped = true;
     source
         .run(&mut |chunk| {
             mapped &= chunk.is_mapped();
-            for m in &chunk.messages {
+            for m in &chunk.framed() {
                 messages.push((
                     m.origin.file.to_string(),
                     m.line,
@@ -130,6 +136,88 @@ fn a_mapped_file_frames_as_a_read_one() {
             assert_eq!(got.2, want.2, "{path}, blocks of {block}");
             assert!(got.3, "{path} was mapped");
         }
+    }
+}
+
+/// Rows' `source_line` and the problems' lines, chunk by chunk, decoding
+/// `path` read (`mmap` false) or mapped (the decoder then finds the lines).
+fn decoded(path: &str, mmap: bool, block_size: usize) -> (Vec<(String, u64)>, Vec<String>) {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt64Type;
+    use eksaudit::decode::Decoder;
+    use eksaudit::schema::Column;
+    let source = source(path, mmap, block_size, 1, Arc::new(Report::new()));
+    let decoder = Decoder::new(vec![Column::AuditId, Column::SourceLine]);
+    let (mut rows, mut problems) = (Vec::new(), Vec::new());
+    source
+        .run(&mut |chunk| {
+            // A report per chunk, so that every problem is listed.
+            let report = Report::new();
+            let batch = decoder.decode(&chunk, &report).unwrap();
+            let ids = batch.column(0).as_string::<i32>();
+            let lines = batch.column(1).as_primitive::<UInt64Type>();
+            rows.extend((0..batch.num_rows()).map(|i| (ids.value(i).to_string(), lines.value(i))));
+            let counts = report.counts();
+            assert!(
+                counts.first.len() < eksaudit::report::SHOWN,
+                "{:?}",
+                counts.first
+            );
+            problems.extend(counts.first);
+            true
+        })
+        .unwrap();
+    (rows, problems)
+}
+
+/// The decoder numbers the lines it finds in a mapped file as framing a
+/// read file does: in rows' `source_line` and in the problems it reports.
+#[test]
+fn a_mapped_file_decodes_as_a_read_one() {
+    let text = fs::read_to_string(format!("{}/kube-apiserver/audit.log", samples())).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("userAgent")).collect();
+    let broken =
+        |l: &[u8]| l.starts_with(b"{\"kind\":\"Event\", broken") || l.starts_with(b"not a");
+    // A third of the broken lines, so that a chunk has fewer problems
+    // than a report lists.
+    let mut seen = 0;
+    let mut bytes: Vec<u8> = awkward_log(&lines, false)
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| {
+            seen += usize::from(broken(l));
+            !broken(l) || seen % 3 == 0
+        })
+        .flatten()
+        .copied()
+        .collect();
+    // A line that is not UTF-8, near the end.
+    let at = bytes.len() - 5000;
+    let at = at + bytes[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes.splice(at..at, b"{\"kind\":\"\xff\"}\n".iter().copied());
+    // The lines a problem must name, found here by counting.
+    let bad: Vec<u64> = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| broken(l) || l.contains(&0xff))
+        .map(|(i, _)| i as u64 + 1)
+        .collect();
+    assert!(bad.len() > 4, "{bad:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    fs::write(&path, &bytes).unwrap();
+    let path = path.display().to_string();
+    let want = decoded(&path, false, 64 << 10);
+    let named: Vec<u64> = want
+        .1
+        .iter()
+        .map(|p| p.split(':').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(named, bad, "{:?}", want.1);
+    assert!(want.0.len() > 500, "{} rows", want.0.len());
+    for block in [64 << 10, 1 << 20, 4 << 20] {
+        let got = decoded(&path, true, block);
+        assert_eq!(got.0, want.0, "rows, blocks of {block}");
+        assert_eq!(got.1, want.1, "problems, blocks of {block}");
     }
 }
 
