@@ -136,7 +136,7 @@ impl Decoder {
                     skipped += 1;
                     continue;
                 }
-                let Some(text) = utf8(bytes, chunk, msg, report) else {
+                let Some(text) = lines.text(msg).or_else(|| utf8(bytes, chunk, msg, report)) else {
                     continue;
                 };
                 let salvaged: String;
