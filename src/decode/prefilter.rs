@@ -8,6 +8,8 @@
 //! written oddly) is decoded. The conditions come from the query layer
 //! (`query::pushdown`), which knows which filters allow one.
 
+use std::sync::LazyLock;
+
 use memchr::memmem::Finder;
 
 /// A value a row's field must have, as it can appear in the event's JSON.
@@ -142,15 +144,17 @@ impl<'a> Escapes<'a> {
     }
 
     fn unicode(&mut self) -> bool {
+        static UNICODE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
         *self
             .unicode
-            .get_or_insert_with(|| memchr::memmem::find(self.line, b"\\u").is_some())
+            .get_or_insert_with(|| UNICODE.find(self.line).is_some())
     }
 
     fn slash(&mut self) -> bool {
+        static SLASH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\/"));
         *self
             .slash
-            .get_or_insert_with(|| memchr::memmem::find(self.line, b"\\/").is_some())
+            .get_or_insert_with(|| SLASH.find(self.line).is_some())
     }
 }
 

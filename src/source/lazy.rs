@@ -120,6 +120,10 @@ pub struct Lines<'c> {
     /// The last window as text, when it is UTF-8 whole, and where it
     /// starts in the chunk's bytes.
     text: Option<(&'c str, usize)>,
+    /// This reader's own copy of the chunk's origin: each message holds
+    /// it, and a count shared with the other decoder threads' messages
+    /// bounced between cores at every line.
+    origin: Option<Arc<Origin>>,
 }
 
 impl Default for Lines<'_> {
@@ -135,6 +139,7 @@ impl<'c> Lines<'c> {
             line: 1,
             done: false,
             text: None,
+            origin: None,
         }
     }
 
@@ -173,13 +178,16 @@ impl<'c> Lines<'c> {
         }
         let end = window_end(bytes, self.pos);
         let at = self.pos;
+        let origin = self
+            .origin
+            .get_or_insert_with(|| Arc::new(Origin::clone(&u.origin)));
         window.clear();
         each_line(&bytes[at..end], &mut self.line, |line, s, e| {
             window.push(Message {
                 start: at + s,
                 end: at + e,
                 line,
-                origin: u.origin.clone(),
+                origin: origin.clone(),
                 cw: CwMeta::default(),
             });
         });
