@@ -124,7 +124,9 @@ impl Decoder {
         let mut skipped = 0u64;
         // The fast path's events, one reused for every line.
         let mut slot = fast::Slot::default();
-        let (mut lines, mut window) = (Lines::new(), Vec::new());
+        // Lines the pre-filter skips are not checked (see `--strict`).
+        let mut lines = Lines::new().checking_lines_alone(self.prefilter.is_some());
+        let mut window = Vec::new();
         let mut count = 0;
         while let Some(messages) = lines.next(chunk, &mut window) {
             count += messages.len();

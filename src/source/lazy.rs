@@ -120,6 +120,8 @@ pub struct Lines<'c> {
     /// The last window as text, when it is UTF-8 whole, and where it
     /// starts in the chunk's bytes.
     text: Option<(&'c str, usize)>,
+    /// Whether each window is checked as UTF-8 whole (see [`Lines::text`]).
+    whole: bool,
     /// This reader's own copy of the chunk's origin: each message holds
     /// it, and a count shared with the other decoder threads' messages
     /// bounced between cores at every line.
@@ -139,8 +141,17 @@ impl<'c> Lines<'c> {
             line: 1,
             done: false,
             text: None,
+            whole: true,
             origin: None,
         }
+    }
+
+    /// The same, checking each line as UTF-8 by itself rather than each
+    /// window whole when `lines_alone`: a query whose pre-filter skips
+    /// most lines unread need not check them.
+    pub fn checking_lines_alone(mut self, lines_alone: bool) -> Self {
+        self.whole = !lines_alone;
+        self
     }
 
     /// The text of `m`, one of the messages `next` gave last, when its
@@ -191,9 +202,13 @@ impl<'c> Lines<'c> {
                 cw: CwMeta::default(),
             });
         });
-        self.text = simdutf8::basic::from_utf8(&bytes[at..end])
-            .ok()
-            .map(|t| (t, at));
+        self.text = if self.whole {
+            simdutf8::basic::from_utf8(&bytes[at..end])
+                .ok()
+                .map(|t| (t, at))
+        } else {
+            None
+        };
         self.pos = end;
         Some(window)
     }
