@@ -6,6 +6,7 @@
 use std::fs;
 use std::sync::Arc;
 
+use eksaudit::decode::prefilter::Needle;
 use eksaudit::report::Report;
 use eksaudit::source::{FileSource, SourceOptions, expand_paths};
 
@@ -141,14 +142,23 @@ fn a_mapped_file_frames_as_a_read_one() {
 
 /// Rows' `source_line` and the problems' lines, chunk by chunk, decoding
 /// `path` read (`mmap` false) or mapped (the decoder then finds the lines).
-fn decoded(path: &str, mmap: bool, block_size: usize) -> (Vec<(String, u64)>, Vec<String>) {
+/// With `needle`, lines without it are skipped unread (a pre-filter);
+/// also gives how many were.
+fn decoded(
+    path: &str,
+    mmap: bool,
+    block_size: usize,
+    needle: Option<Needle>,
+) -> (Vec<(String, u64)>, Vec<String>, u64) {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::UInt64Type;
     use eksaudit::decode::Decoder;
+    use eksaudit::decode::prefilter::Prefilter;
     use eksaudit::schema::Column;
     let source = source(path, mmap, block_size, 1, Arc::new(Report::new()));
-    let decoder = Decoder::new(vec![Column::AuditId, Column::SourceLine]);
-    let (mut rows, mut problems) = (Vec::new(), Vec::new());
+    let decoder = Decoder::new(vec![Column::AuditId, Column::SourceLine])
+        .with_prefilter(needle.map(|n| Prefilter::new(vec![vec![n]])));
+    let (mut rows, mut problems, mut skipped) = (Vec::new(), Vec::new(), 0);
     source
         .run(&mut |chunk| {
             // A report per chunk, so that every problem is listed.
@@ -164,10 +174,11 @@ fn decoded(path: &str, mmap: bool, block_size: usize) -> (Vec<(String, u64)>, Ve
                 counts.first
             );
             problems.extend(counts.first);
+            skipped += counts.prefiltered;
             true
         })
         .unwrap();
-    (rows, problems)
+    (rows, problems, skipped)
 }
 
 /// The decoder numbers the lines it finds in a mapped file as framing a
@@ -206,7 +217,7 @@ fn a_mapped_file_decodes_as_a_read_one() {
     let path = dir.path().join("audit.log");
     fs::write(&path, &bytes).unwrap();
     let path = path.display().to_string();
-    let want = decoded(&path, false, 64 << 10);
+    let want = decoded(&path, false, 64 << 10, None);
     let named: Vec<u64> = want
         .1
         .iter()
@@ -214,10 +225,27 @@ fn a_mapped_file_decodes_as_a_read_one() {
         .collect();
     assert_eq!(named, bad, "{:?}", want.1);
     assert!(want.0.len() > 500, "{} rows", want.0.len());
-    for block in [64 << 10, 1 << 20, 4 << 20] {
-        let got = decoded(&path, true, block);
-        assert_eq!(got.0, want.0, "rows, blocks of {block}");
-        assert_eq!(got.1, want.1, "problems, blocks of {block}");
+    assert_eq!(want.2, 0);
+    // Pre-filters that skip lines: only the timestamp lines and the one
+    // not UTF-8 (`"Ev` is in every event's kind and the broken ones), or
+    // every line but the lists.
+    let selective = [
+        None,
+        Some(Needle::Prefix("Ev".into())),
+        Some(Needle::Equals("list".into())),
+    ];
+    for needle in selective {
+        let want = decoded(&path, false, 64 << 10, needle.clone());
+        if needle.is_some() {
+            assert!(want.2 > 0, "{needle:?} skipped nothing");
+            assert!(!want.0.is_empty(), "{needle:?} kept nothing");
+        }
+        for block in [64 << 10, 1 << 20, 4 << 20] {
+            let got = decoded(&path, true, block, needle.clone());
+            assert_eq!(got.0, want.0, "rows, blocks of {block}, {needle:?}");
+            assert_eq!(got.1, want.1, "problems, blocks of {block}, {needle:?}");
+            assert_eq!(got.2, want.2, "skipped, blocks of {block}, {needle:?}");
+        }
     }
 }
 
