@@ -16,13 +16,12 @@ use super::event::{Event, ObjectRef, ResponseStatus, Times, UserInfo};
 use super::fast::Fields;
 use super::lenient::{Int, Map, Presence, StrList};
 use crate::schema::{self, Column};
-use crate::source::{Chunk, Message};
+use crate::source::Message;
 
 /// Everything one row is built from.
 pub struct Row<'r, 'a> {
     pub event: &'r Event<'a>,
     pub times: Times,
-    pub chunk: &'r Chunk,
     pub msg: &'r Message,
     pub text: &'r str,
     /// CloudWatch cut the event short; `event` holds the fields before the cut.
@@ -336,7 +335,8 @@ impl Builder {
                 Column::LogTimestamp => ms_to_us(row.msg.cw.timestamp_ms),
                 _ => ms_to_us(row.msg.cw.ingestion_ms),
             }),
-            Builder::U64(b) => b.append_value(row.chunk.line_of(row.msg)),
+            // Within the chunk, for a chunk the decoder frames (see `numbered`).
+            Builder::U64(b) => b.append_value(row.msg.line),
             Builder::Bool(b) => b.append_value(row.truncated),
         }
         Ok(())

@@ -16,7 +16,8 @@ pub mod truncated;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -200,7 +201,33 @@ impl Decoder {
             let per = chunk.text_len() / count;
             self.line_bytes.store(per.max(1), Ordering::Relaxed);
         }
-        batch.finish(report)
+        self.numbered(batch.finish(report)?, chunk, &lines)
+    }
+
+    /// `batch` with `source_line` made the line in the file, for a chunk
+    /// whose lines the decoder found (numbered within the chunk as they
+    /// were found, since the chunks before may still be being read).
+    fn numbered(
+        &self,
+        batch: RecordBatch,
+        chunk: &Chunk,
+        lines: &Lines,
+    ) -> Result<RecordBatch, ArrowError> {
+        let Some(at) = self.columns.iter().position(|c| *c == Column::SourceLine) else {
+            return Ok(batch);
+        };
+        let add = chunk.numbered(lines);
+        if add == 0 {
+            return Ok(batch);
+        }
+        let mut columns = batch.columns().to_vec();
+        let relative = columns[at].as_primitive::<UInt64Type>();
+        columns[at] = Arc::new(relative.unary::<_, UInt64Type>(|l| l + add));
+        RecordBatch::try_new_with_options(
+            batch.schema(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )
     }
 
     /// Decodes one chunk with another JSON parser, so that benchmarks can
@@ -234,7 +261,7 @@ impl Decoder {
                 }
             }
         }
-        batch.finish(report)
+        self.numbered(batch.finish(report)?, chunk, &lines)
     }
 
     fn batch(&self, chunk: &Chunk) -> Batch<'_> {
@@ -330,7 +357,6 @@ impl Batch<'_> {
         let row = Row {
             event,
             times,
-            chunk,
             msg,
             text,
             truncated: cut,

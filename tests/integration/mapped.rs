@@ -249,6 +249,32 @@ fn a_mapped_file_decodes_as_a_read_one() {
     }
 }
 
+/// Queried on two partitions (chunks decoded side by side, finishing in
+/// any order), a mapped file's `source_line`s are a read file's.
+#[test]
+fn a_mapped_file_queried_numbers_lines_as_a_read_one() {
+    let text = fs::read_to_string(format!("{}/kube-apiserver/audit.log", samples())).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("userAgent")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    fs::write(&path, awkward_log(&lines, false)).unwrap();
+    let sql = "select source_line, auditID from audit order by source_line";
+    let numbered = |mmap: bool, block_size: usize| {
+        let opts = SourceOptions {
+            mmap,
+            block_size,
+            ..SourceOptions::default()
+        };
+        let (batches, _) = super::run_sql_on(sql, &[&path], opts, false).unwrap();
+        super::table(&batches)
+    };
+    let want = numbered(false, 4 << 20);
+    assert!(want.lines().count() > 500, "{want}");
+    for block in [16 << 10, 64 << 10, 1 << 20] {
+        assert_eq!(numbered(true, block), want, "blocks of {block}");
+    }
+}
+
 /// `text` as gzip members of about 40 KB of log each (as `fetch` writes),
 /// every third one stored rather than compressed, so that the file is
 /// large enough to be mapped.
