@@ -214,6 +214,7 @@ impl Decoder {
         lines: &Lines,
     ) -> Result<RecordBatch, ArrowError> {
         let Some(at) = self.columns.iter().position(|c| *c == Column::SourceLine) else {
+            chunk.note_end(lines);
             return Ok(batch);
         };
         let add = chunk.numbered(lines);

@@ -110,13 +110,23 @@ impl Chunk {
     /// framed by the reader). The file's line number after the chunk is
     /// noted for the next chunk.
     pub fn numbered(&self, lines: &Lines) -> u64 {
-        let (Some(region), Some(first)) = (&self.mapped, self.first_line()) else {
+        let Some(first) = self.first_line() else {
             return 0;
         };
-        if let Some(u) = &region.unframed {
+        self.note_end(lines);
+        first - 1
+    }
+
+    /// Once `lines` has gone through the whole chunk, and if its first
+    /// line's number was worked out (for a problem): notes the file's line
+    /// number after it, for the next chunk.
+    pub fn note_end(&self, lines: &Lines) {
+        if let Some(region) = &self.mapped
+            && let Some(u) = &region.unframed
+            && let Some(first) = u.first.get()
+        {
             u.index.learn(region.end, first + lines.line - 1);
         }
-        first - 1
     }
 
     /// Every message, with its line in the file: what the decoder goes

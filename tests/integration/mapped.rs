@@ -144,11 +144,13 @@ fn a_mapped_file_frames_as_a_read_one() {
 /// `path` read (`mmap` false) or mapped (the decoder then finds the lines).
 /// With `needle`, lines without it are skipped unread (a pre-filter);
 /// also gives how many were.
+/// Without `source_line` (`lines` false), rows have line 0.
 fn decoded(
     path: &str,
     mmap: bool,
     block_size: usize,
     needle: Option<Needle>,
+    lines: bool,
 ) -> (Vec<(String, u64)>, Vec<String>, u64) {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::UInt64Type;
@@ -156,7 +158,8 @@ fn decoded(
     use eksaudit::decode::prefilter::Prefilter;
     use eksaudit::schema::Column;
     let source = source(path, mmap, block_size, 1, Arc::new(Report::new()));
-    let decoder = Decoder::new(vec![Column::AuditId, Column::SourceLine])
+    let columns = [Column::AuditId, Column::SourceLine];
+    let decoder = Decoder::new(columns[..1 + usize::from(lines)].to_vec())
         .with_prefilter(needle.map(|n| Prefilter::new(vec![vec![n]])));
     let (mut rows, mut problems, mut skipped) = (Vec::new(), Vec::new(), 0);
     source
@@ -165,8 +168,11 @@ fn decoded(
             let report = Report::new();
             let batch = decoder.decode(&chunk, &report).unwrap();
             let ids = batch.column(0).as_string::<i32>();
-            let lines = batch.column(1).as_primitive::<UInt64Type>();
-            rows.extend((0..batch.num_rows()).map(|i| (ids.value(i).to_string(), lines.value(i))));
+            let line = |i| match batch.columns().get(1) {
+                Some(c) => c.as_primitive::<UInt64Type>().value(i),
+                None => 0,
+            };
+            rows.extend((0..batch.num_rows()).map(|i| (ids.value(i).to_string(), line(i))));
             let counts = report.counts();
             assert!(
                 counts.first.len() < eksaudit::report::SHOWN,
@@ -217,7 +223,7 @@ fn a_mapped_file_decodes_as_a_read_one() {
     let path = dir.path().join("audit.log");
     fs::write(&path, &bytes).unwrap();
     let path = path.display().to_string();
-    let want = decoded(&path, false, 64 << 10, None);
+    let want = decoded(&path, false, 64 << 10, None, true);
     let named: Vec<u64> = want
         .1
         .iter()
@@ -234,17 +240,22 @@ fn a_mapped_file_decodes_as_a_read_one() {
         Some(Needle::Prefix("Ev".into())),
         Some(Needle::Equals("list".into())),
     ];
-    for needle in selective {
-        let want = decoded(&path, false, 64 << 10, needle.clone());
+    // Without `source_line` too: problems alone ask for lines' numbers.
+    for (needle, lines) in selective
+        .into_iter()
+        .flat_map(|n| [(n.clone(), true), (n, false)])
+    {
+        let want = decoded(&path, false, 64 << 10, needle.clone(), lines);
         if needle.is_some() {
             assert!(want.2 > 0, "{needle:?} skipped nothing");
             assert!(!want.0.is_empty(), "{needle:?} kept nothing");
         }
         for block in [64 << 10, 1 << 20, 4 << 20] {
-            let got = decoded(&path, true, block, needle.clone());
-            assert_eq!(got.0, want.0, "rows, blocks of {block}, {needle:?}");
-            assert_eq!(got.1, want.1, "problems, blocks of {block}, {needle:?}");
-            assert_eq!(got.2, want.2, "skipped, blocks of {block}, {needle:?}");
+            let got = decoded(&path, true, block, needle.clone(), lines);
+            let case = format!("blocks of {block}, {needle:?}, source_line {lines}");
+            assert_eq!(got.0, want.0, "rows, {case}");
+            assert_eq!(got.1, want.1, "problems, {case}");
+            assert_eq!(got.2, want.2, "skipped, {case}");
         }
     }
 }
