@@ -106,6 +106,7 @@ impl FileSource {
 
     fn read_one(&self, input: &Input, emit: &mut dyn FnMut(Chunk) -> bool) -> Result<Flow> {
         let label = input.label();
+        self.report.file_opened(&label);
         let mut mappable = None;
         let (raw, discovered, stream_dir): (Box<dyn Read + Send>, bool, Option<String>) =
             match input {

@@ -286,6 +286,44 @@ fn a_mapped_file_queried_numbers_lines_as_a_read_one() {
     }
 }
 
+/// The problems listed are the file's first, in line order, however the
+/// two decoder threads came upon them, read or mapped.
+#[test]
+fn the_first_problems_listed_are_the_files_first() {
+    let text = fs::read_to_string(format!("{}/kube-apiserver/audit.log", samples())).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("userAgent")).collect();
+    let bytes = awkward_log(&lines, false);
+    let bad: Vec<u64> = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| l.starts_with(b"{\"kind\":\"Event\", broken") || l.starts_with(b"not a"))
+        .map(|(i, _)| i as u64 + 1)
+        .take(eksaudit::report::SHOWN)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    fs::write(&path, &bytes).unwrap();
+    for (mmap, block_size) in [(false, 16 << 10), (true, 16 << 10), (true, 4 << 20)] {
+        let opts = SourceOptions {
+            mmap,
+            block_size,
+            ..SourceOptions::default()
+        };
+        let (_, counts) =
+            super::run_sql_on("select count(*) from audit", &[&path], opts, false).unwrap();
+        let listed: Vec<u64> = counts
+            .first
+            .iter()
+            .map(|p| p.split(':').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(
+            listed, bad,
+            "mapped {mmap}, blocks of {block_size}: {:?}",
+            counts.first
+        );
+    }
+}
+
 /// `text` as gzip members of about 40 KB of log each (as `fetch` writes),
 /// every third one stored rather than compressed, so that the file is
 /// large enough to be mapped.
