@@ -66,7 +66,8 @@ pub(super) fn read(
 
 /// Line framing over a memory-mapped file (from `start`, past a byte-order
 /// mark): each block becomes a chunk that points into the mapping, so no
-/// byte is copied. The lines of NDJSON are left for the decoder to find. `counted` bytes were already counted as read (format
+/// byte is copied; the lines of NDJSON are left for the decoder to find
+/// (see `lazy`). `counted` bytes were already counted as read (format
 /// detection read them).
 pub(super) fn mapped(
     map: &Arc<Mmap>,
