@@ -126,7 +126,7 @@ impl Decoder {
         // The fast path's events, one reused for every line.
         let mut slot = fast::Slot::default();
         // Lines the pre-filter skips are not checked (see `--strict`).
-        let mut lines = Lines::new().checking_lines_alone(self.prefilter.is_some());
+        let mut lines = Lines::new().checking_utf8_by_window(self.prefilter.is_none());
         let mut window = Vec::new();
         let mut count = 0;
         while let Some(messages) = lines.next(chunk, &mut window) {

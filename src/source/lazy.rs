@@ -18,9 +18,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use memchr::{memchr, memchr_iter, memrchr};
+use memchr::memchr_iter;
 
-use super::lines::each_line;
+use super::lines::{cut_after_line, each_line};
 use super::{Chunk, CwMeta, Message, Origin};
 
 /// Bytes of lines framed at a time: the window stays in the decoding
@@ -156,7 +156,7 @@ pub struct Lines<'c> {
     /// starts in the chunk's bytes.
     text: Option<(&'c str, usize)>,
     /// Whether each window is checked as UTF-8 whole (see [`Lines::text`]).
-    whole: bool,
+    by_window: bool,
     /// This reader's own copy of the chunk's origin: each message holds
     /// it, and a count shared with the other decoder threads' messages
     /// bounced between cores at every line.
@@ -176,16 +176,16 @@ impl<'c> Lines<'c> {
             line: 1,
             done: false,
             text: None,
-            whole: true,
+            by_window: true,
             origin: None,
         }
     }
 
-    /// The same, checking each line as UTF-8 by itself rather than each
-    /// window whole when `lines_alone`: a query whose pre-filter skips
-    /// most lines unread need not check them.
-    pub fn checking_lines_alone(mut self, lines_alone: bool) -> Self {
-        self.whole = !lines_alone;
+    /// The same, checking UTF-8 a window at a time when `by_window`, or
+    /// else each line by itself (as a query whose pre-filter skips most
+    /// lines unread wants: it need not check them).
+    pub fn checking_utf8_by_window(mut self, by_window: bool) -> Self {
+        self.by_window = by_window;
         self
     }
 
@@ -222,7 +222,7 @@ impl<'c> Lines<'c> {
             self.done = true;
             return None;
         }
-        let end = window_end(bytes, self.pos);
+        let end = cut_after_line(bytes, self.pos, WINDOW);
         let at = self.pos;
         let origin = self
             .origin
@@ -237,7 +237,7 @@ impl<'c> Lines<'c> {
                 cw: CwMeta::default(),
             });
         });
-        self.text = if self.whole {
+        self.text = if self.by_window {
             simdutf8::basic::from_utf8(&bytes[at..end])
                 .ok()
                 .map(|t| (t, at))
@@ -246,19 +246,6 @@ impl<'c> Lines<'c> {
         };
         self.pos = end;
         Some(window)
-    }
-}
-
-/// Where the window from `pos` ends: after its last newline, or after the
-/// line that runs past it, or at the end of `bytes`.
-fn window_end(bytes: &[u8], pos: usize) -> usize {
-    let limit = pos + WINDOW;
-    if limit >= bytes.len() {
-        return bytes.len();
-    }
-    match memrchr(b'\n', &bytes[pos..limit]) {
-        Some(i) => pos + i + 1,
-        None => memchr(b'\n', &bytes[limit..]).map_or(bytes.len(), |i| limit + i + 1),
     }
 }
 
@@ -292,10 +279,10 @@ mod tests {
         bytes[20] = b'\n';
         bytes[WINDOW + 110] = b'\n';
         // After the window's last newline.
-        assert_eq!(window_end(&bytes, 0), 21);
+        assert_eq!(cut_after_line(&bytes, 0, WINDOW), 21);
         // No newline inside the window: it reaches the end of the line.
-        assert_eq!(window_end(&bytes, 21), WINDOW + 111);
+        assert_eq!(cut_after_line(&bytes, 21, WINDOW), WINDOW + 111);
         // Nor after it: the end of the bytes.
-        assert_eq!(window_end(&bytes, WINDOW + 111), bytes.len());
+        assert_eq!(cut_after_line(&bytes, WINDOW + 111, WINDOW), bytes.len());
     }
 }

@@ -82,18 +82,7 @@ pub(super) fn mapped(
     let index = Arc::new(LineIndex::new());
     let mut pos = start;
     while pos < bytes.len() {
-        let block_end = (pos + ctx.block_size).min(bytes.len());
-        let end = if block_end == bytes.len() {
-            block_end
-        } else {
-            match memrchr(b'\n', &bytes[pos..block_end]) {
-                Some(i) => pos + i + 1,
-                // One line longer than a block: the chunk reaches its end.
-                None => {
-                    memchr(b'\n', &bytes[block_end..]).map_or(bytes.len(), |i| block_end + i + 1)
-                }
-            }
-        };
+        let end = cut_after_line(bytes, pos, ctx.block_size);
         if end > counted {
             ctx.report.add_bytes_read((end - counted) as u64);
             counted = end;
@@ -123,6 +112,20 @@ pub(super) fn mapped(
         pos = end;
     }
     Ok(Flow::Continue)
+}
+
+/// Where a piece of `bytes` from `pos` of about `size` bytes ends: after
+/// its last newline, or after the line that runs past it (one line longer
+/// than `size`), or at the end of `bytes`.
+pub(super) fn cut_after_line(bytes: &[u8], pos: usize, size: usize) -> usize {
+    let limit = pos.saturating_add(size);
+    if limit >= bytes.len() {
+        return bytes.len();
+    }
+    match memrchr(b'\n', &bytes[pos..limit]) {
+        Some(i) => pos + i + 1,
+        None => memchr(b'\n', &bytes[limit..]).map_or(bytes.len(), |i| limit + i + 1),
+    }
 }
 
 /// The messages (lines) of one block, offsets into `buf`.
