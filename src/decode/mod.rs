@@ -132,6 +132,7 @@ impl Decoder {
         while let Some(messages) = lines.next(chunk, &mut window) {
             count += messages.len();
             for msg in messages {
+                lines.prefetch_after(msg);
                 let bytes = chunk.text(msg);
                 if let Some(p) = &self.prefilter
                     && !p.may_match(bytes)

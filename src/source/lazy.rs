@@ -5,6 +5,8 @@
 //! and the reader thread no longer makes a pass of its own over every
 //! byte (a full scan of 575 MB: 423 to 406 CPU-ms). Without a pre-filter,
 //! a window is checked as UTF-8 whole, once, rather than line by line.
+//! While a window is decoded, the next is prefetched a line at a time, so
+//! that its newline search does not wait on memory.
 //!
 //! The decoder knows a line's number within its chunk; the number within
 //! the file is only needed for a problem or the `source_line` column. It
@@ -24,8 +26,10 @@ use super::lines::{cut_after_line, each_line};
 use super::{Chunk, CwMeta, Message, Origin};
 
 /// Bytes of lines framed at a time: the window stays in the decoding
-/// core's cache between the newline search and the parse.
-const WINDOW: usize = 256 << 10;
+/// core's cache between the newline search and the parse, and the next
+/// window, as large, is prefetched while this one is decoded (128 KB was
+/// a hair faster than 256 KB).
+const WINDOW: usize = 128 << 10;
 
 /// Line numbers of one mapped file at chunk starts, learned as asked or
 /// told: a chunk numbered in full tells where the next one starts
@@ -157,6 +161,11 @@ pub struct Lines<'c> {
     text: Option<(&'c str, usize)>,
     /// Whether each window is checked as UTF-8 whole (see [`Lines::text`]).
     by_window: bool,
+    /// The bytes after the last window given, as many: prefetched a line
+    /// at a time while that window is decoded (see [`Lines::prefetch_after`]).
+    ahead: &'c [u8],
+    /// Where the last window starts in the chunk's bytes.
+    at: usize,
     /// This reader's own copy of the chunk's origin: each message holds
     /// it, and a count shared with the other decoder threads' messages
     /// bounced between cores at every line.
@@ -177,6 +186,8 @@ impl<'c> Lines<'c> {
             done: false,
             text: None,
             by_window: true,
+            ahead: &[],
+            at: 0,
             origin: None,
         }
     }
@@ -195,6 +206,32 @@ impl<'c> Lines<'c> {
     pub fn text(&self, m: &Message) -> Option<&'c str> {
         let (text, at) = self.text?;
         text.get(m.start - at..m.end - at)
+    }
+
+    /// Asks the CPU to bring into its cache the bytes that lie as far into
+    /// the next window as `m` lies into the last one given, so that they
+    /// come from memory while this window is decoded, and the next
+    /// window's newline search reads them from the cache instead of
+    /// waiting on memory (a full scan: 5% less CPU, with the block's pages
+    /// mapped ahead, see `lines::mapped`). Only for a chunk the decoder
+    /// frames, and only on x86-64.
+    #[inline]
+    pub fn prefetch_after(&self, m: &Message) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let end = (m.end + 1).saturating_sub(self.at).min(self.ahead.len());
+            let mut i = m.start.saturating_sub(self.at) & !63;
+            while i < end {
+                // SAFETY: `i < ahead.len()`, so the address is inside
+                // `ahead`; a prefetch reads nothing into the program and
+                // never faults in any case.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(self.ahead.as_ptr().add(i).cast()) };
+                i += 64;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = m;
     }
 
     /// The next messages of `chunk` (framed into `window` when the chunk
@@ -244,6 +281,8 @@ impl<'c> Lines<'c> {
         } else {
             None
         };
+        self.ahead = &bytes[end..end.saturating_add(WINDOW).min(bytes.len())];
+        self.at = at;
         self.pos = end;
         Some(window)
     }

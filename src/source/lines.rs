@@ -87,6 +87,14 @@ pub(super) fn mapped(
             ctx.report.add_bytes_read((end - counted) as u64);
             counted = end;
         }
+        // The block's page table entries filled in here, in one call, on
+        // the reader thread: the decoder threads then take no page faults
+        // (each maps 16 pages at most), and their prefetches, which a
+        // missing entry drops, reach memory (see `Lines::prefetch_after`).
+        // A full scan: 402 to 382 CPU-ms with both, little with either
+        // alone. Only a hint: failing (an older kernel) changes nothing.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise_range(memmap2::Advice::PopulateRead, pos, end - pos);
         let (buf, mut messages) = spare::take();
         // NDJSON lines are found by the decoder (see `lazy`).
         let unframed = match format {
