@@ -344,34 +344,30 @@ impl<'a> Parser<'a, '_> {
         Some(Map::Value(entries))
     }
 
-    fn user(&mut self, f: Fields) -> Option<UserInfo<'a>> {
+    fn user(&mut self, f: Fields, u: &mut UserInfo<'a>) -> Option<()> {
+        u.clear();
         if self.is_null() {
-            return Some(UserInfo::default());
+            return Some(());
         }
-        let mut u = UserInfo {
-            presence: Presence::Present,
-            ..Default::default()
-        };
+        u.presence = Presence::Present;
         members!(self, |key| {
             match key.as_bytes() {
                 b"username" if f.has(0) => u.username = self.str_field()?,
                 b"uid" if f.has(1) => u.uid = self.str_field()?,
                 b"groups" if f.has(2) => u.groups = self.str_list()?,
                 b"extra" if f.has(3) => u.extra = self.map(Self::str_list)?,
-                _ => self.skip()?,
+                _ => self.skip_value()?,
             }
         });
-        Some(u)
+        Some(())
     }
 
-    fn object_ref(&mut self, f: Fields) -> Option<ObjectRef<'a>> {
+    fn object_ref(&mut self, f: Fields, o: &mut ObjectRef<'a>) -> Option<()> {
+        o.clear();
         if self.is_null() {
-            return Some(ObjectRef::default());
+            return Some(());
         }
-        let mut o = ObjectRef {
-            presence: Presence::Present,
-            ..Default::default()
-        };
+        o.presence = Presence::Present;
         members!(self, |key| {
             match key.as_bytes() {
                 b"resource" if f.has(0) => o.resource = self.str_field()?,
@@ -382,47 +378,43 @@ impl<'a> Parser<'a, '_> {
                 b"apiVersion" if f.has(5) => o.api_version = self.str_field()?,
                 b"resourceVersion" if f.has(6) => o.resource_version = self.str_field()?,
                 b"subresource" if f.has(7) => o.subresource = self.str_field()?,
-                _ => self.skip()?,
+                _ => self.skip_value()?,
             }
         });
-        Some(o)
+        Some(())
     }
 
-    fn status(&mut self, f: Fields) -> Option<ResponseStatus<'a>> {
+    fn status(&mut self, f: Fields, s: &mut ResponseStatus<'a>) -> Option<()> {
+        s.clear();
         if self.is_null() {
-            return Some(ResponseStatus::default());
+            return Some(());
         }
-        let mut s = ResponseStatus {
-            presence: Presence::Present,
-            ..Default::default()
-        };
+        s.presence = Presence::Present;
         members!(self, |key| {
             match key.as_bytes() {
                 b"code" if f.has(0) => s.code = self.int()?,
                 b"status" if f.has(1) => s.status = self.str_field()?,
                 b"reason" if f.has(2) => s.reason = self.str_field()?,
                 b"message" if f.has(3) => s.message = self.str_field()?,
-                _ => self.skip()?,
+                _ => self.skip_value()?,
             }
         });
-        Some(s)
+        Some(())
     }
 
-    fn metadata(&mut self) -> Option<ObjectMeta<'a>> {
+    fn metadata(&mut self, m: &mut ObjectMeta<'a>) -> Option<()> {
+        m.clear();
         if self.is_null() {
-            return Some(ObjectMeta::default());
+            return Some(());
         }
-        let mut m = ObjectMeta {
-            presence: Presence::Present,
-            ..Default::default()
-        };
+        m.presence = Presence::Present;
         members!(self, |key| {
             match key.as_bytes() {
                 b"creationTimestamp" => m.creation_timestamp = self.str_field()?,
-                _ => self.skip()?,
+                _ => self.skip_value()?,
             }
         });
-        Some(m)
+        Some(())
     }
 
     /// A plain integer (`200`); fractions and exponents go to serde.
@@ -465,17 +457,17 @@ impl<'a> Parser<'a, '_> {
                 b"requestURI" => e.request_uri = self.str_field()?,
                 b"level" if want.level => e.level = self.str_field()?,
                 b"stage" if want.stage => e.stage = self.str_field()?,
-                b"user" if want.user => e.user = self.user(want.user_fields)?,
+                b"user" if want.user => self.user(want.user_fields, &mut e.user)?,
                 b"impersonatedUser" if want.impersonated_user => {
-                    e.impersonated_user = self.user(want.impersonated_fields)?
+                    self.user(want.impersonated_fields, &mut e.impersonated_user)?
                 }
                 b"sourceIPs" if want.source_ips => e.source_ips = self.str_list()?,
                 b"userAgent" if want.user_agent => e.user_agent = self.str_field()?,
                 b"objectRef" if want.object_ref => {
-                    e.object_ref = self.object_ref(want.object_ref_fields)?
+                    self.object_ref(want.object_ref_fields, &mut e.object_ref)?
                 }
                 b"responseStatus" if want.response_status => {
-                    e.response_status = self.status(want.status_fields)?
+                    self.status(want.status_fields, &mut e.response_status)?
                 }
                 b"requestObject" if want.request_object => e.request_object = self.raw()?,
                 b"responseObject" if want.response_object => e.response_object = self.raw()?,
@@ -484,9 +476,9 @@ impl<'a> Parser<'a, '_> {
                 }
                 b"stageTimestamp" if want.times => e.stage_timestamp = self.str_field()?,
                 b"timestamp" if want.times => e.v1beta1_timestamp = self.str_field()?,
-                b"metadata" if want.times => e.metadata = self.metadata()?,
+                b"metadata" if want.times => self.metadata(&mut e.metadata)?,
                 b"annotations" if want.annotations => e.annotations = self.map(Self::str_field)?,
-                _ => self.skip()?,
+                _ => self.skip_value()?,
             }
         });
         Some(())

@@ -42,6 +42,18 @@ impl Nesting {
 }
 
 impl Parser<'_, '_> {
+    /// [`Parser::skip`], with a string (the most common value no column
+    /// needs: `level`, `stage`, an `objectRef`'s other names) skipped
+    /// here, inlined into the caller, without setting up for nesting.
+    #[inline]
+    pub(super) fn skip_value(&mut self) -> Option<()> {
+        if self.peek() == Some(b'"') {
+            self.skip_string()
+        } else {
+            self.skip()
+        }
+    }
+
     /// Skips one value, checking its syntax as strictly as serde_json does,
     /// without recursion (nesting depth is unbounded).
     pub(super) fn skip(&mut self) -> Option<()> {
