@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use crossbeam_channel::{Receiver, bounded};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
@@ -208,15 +210,121 @@ impl PartitionStream for ScanPartition {
         let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
         let tx = builder.tx();
         builder.spawn_blocking(move || {
+            let mut held = Held::default();
             for item in rx.iter() {
                 let chunk = item.map_err(|e| DataFusionError::External(Box::new(e)))?;
                 let batch = decoder.decode(&chunk, &report)?;
-                if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
-                    break;
+                if let Some(batch) = held.add(batch)?
+                    && tx.blocking_send(Ok(batch)).is_err()
+                {
+                    return Ok(());
                 }
+            }
+            if let Some(batch) = held.finish()? {
+                let _ = tx.blocking_send(Ok(batch));
             }
             Ok(())
         });
         builder.build()
+    }
+}
+
+/// A partition's small batches held back and sent as one: a selective
+/// query's chunks make a few rows each, and each batch sent wakes the
+/// query's threads, a context switch on a busy core (`kubernetes-admin`'s
+/// verbs over 575 MB: 0.087 to 0.079 s). The first rows go at once, and
+/// later ones are held until they make [`Held::ROWS`] rows or come from
+/// [`Held::CHUNKS`] chunks, so that a query a `LIMIT` stops early reads
+/// few chunks more.
+#[derive(Default)]
+struct Held {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    chunks: usize,
+    sent: bool,
+}
+
+impl Held {
+    const ROWS: usize = 2048;
+    const CHUNKS: usize = 4;
+
+    /// With `batch`, one chunk's rows: what is to be sent now, if anything.
+    fn add(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        self.chunks += 1;
+        if batch.num_rows() > 0 {
+            self.rows += batch.num_rows();
+            self.batches.push(batch);
+        }
+        if self.rows >= Self::ROWS || self.chunks >= Self::CHUNKS || !self.sent {
+            return self.finish();
+        }
+        Ok(None)
+    }
+
+    /// What is held, as one batch.
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        self.chunks = 0;
+        self.rows = 0;
+        let mut batches = std::mem::take(&mut self.batches);
+        self.sent |= !batches.is_empty();
+        match batches.len() {
+            0 => Ok(None),
+            1 => Ok(batches.pop()),
+            _ => Ok(Some(concat_batches(&batches[0].schema(), &batches)?)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{AsArray, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+
+    fn batch(values: std::ops::Range<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(values))])
+            .expect("one column of its type")
+    }
+
+    fn values(batch: &RecordBatch) -> Vec<i64> {
+        batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    }
+
+    #[test]
+    fn small_batches_are_held_and_sent_together_in_order() {
+        let mut held = Held::default();
+        // Empty chunks before the first rows send nothing; the first rows
+        // go at once.
+        assert!(held.add(batch(0..0)).unwrap().is_none());
+        assert_eq!(values(&held.add(batch(0..3)).unwrap().unwrap()), [0, 1, 2]);
+        // Then a few rows a chunk (or none) are held for CHUNKS chunks.
+        let mut next = 3;
+        for k in 1..Held::CHUNKS {
+            let n = (k % 2) as i64;
+            assert!(held.add(batch(next..next + n)).unwrap().is_none());
+            next += n;
+        }
+        let sent = held.add(batch(next..next + 2)).unwrap().unwrap();
+        assert_eq!(values(&sent), (3..next + 2).collect::<Vec<_>>());
+        // Or until they make ROWS rows, the big batch included.
+        let rows = Held::ROWS as i64;
+        assert!(held.add(batch(8..10)).unwrap().is_none());
+        let sent = held.add(batch(10..10 + rows)).unwrap().unwrap();
+        assert_eq!(values(&sent), (8..10 + rows).collect::<Vec<_>>());
+        // A big batch with nothing held goes as it is.
+        let big = held.add(batch(0..rows)).unwrap().unwrap();
+        assert_eq!(big.num_rows(), Held::ROWS);
+        // What is left goes at the end.
+        assert!(held.add(batch(1..2)).unwrap().is_none());
+        assert_eq!(values(&held.finish().unwrap().unwrap()), [1]);
+        assert!(held.finish().unwrap().is_none());
     }
 }
