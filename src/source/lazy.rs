@@ -264,16 +264,34 @@ impl<'c> Lines<'c> {
         let origin = self
             .origin
             .get_or_insert_with(|| Arc::new(Origin::clone(&u.origin)));
-        window.clear();
+        // The last window's messages are rewritten in place: they hold
+        // this reader's origin already, so no line takes a reference to
+        // it (and gives one back) afresh.
+        let mut n = 0;
         each_line(&bytes[at..end], &mut self.line, |line, s, e| {
-            window.push(Message {
-                start: at + s,
-                end: at + e,
-                line,
-                origin: origin.clone(),
-                cw: CwMeta::default(),
-            });
+            let (start, end) = (at + s, at + e);
+            match window.get_mut(n) {
+                Some(m) if Arc::ptr_eq(&m.origin, origin) && m.cw.event_id.is_none() => {
+                    (m.start, m.end, m.line) = (start, end, line);
+                    (m.cw.timestamp_ms, m.cw.ingestion_ms) = (None, None);
+                }
+                slot => {
+                    let m = Message {
+                        start,
+                        end,
+                        line,
+                        origin: origin.clone(),
+                        cw: CwMeta::default(),
+                    };
+                    match slot {
+                        Some(old) => *old = m,
+                        None => window.push(m),
+                    }
+                }
+            }
+            n += 1;
         });
+        window.truncate(n);
         self.text = if self.by_window {
             simdutf8::basic::from_utf8(&bytes[at..end])
                 .ok()
@@ -291,6 +309,57 @@ impl<'c> Lines<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unframed chunk of `text[start..end]`, from the file `file`.
+    fn chunk(map: &Arc<memmap2::Mmap>, start: usize, end: usize, file: &str) -> Chunk {
+        let origin = Arc::new(Origin {
+            file: file.into(),
+            ..Origin::default()
+        });
+        Chunk {
+            buf: Vec::new(),
+            messages: Vec::new(),
+            mapped: Some(super::super::Region {
+                map: map.clone(),
+                start,
+                end,
+                unframed: Some(Unframed::new(Arc::new(LineIndex::new()), origin)),
+            }),
+        }
+    }
+
+    /// A window's messages are rewritten in place, and a window reused for
+    /// another chunk takes that chunk's origin.
+    #[test]
+    fn reused_windows_hold_each_chunks_lines_and_origin() {
+        let text: String = (0..3000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+        // A file, as in use: a chunk let go drops its pages, and the next
+        // chunk reads the page they share from the file again.
+        let mut on_disk = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut on_disk, text.as_bytes()).unwrap();
+        // SAFETY: the file is this test's own, and nothing changes it.
+        let map = Arc::new(unsafe { memmap2::Mmap::map(&on_disk) }.unwrap());
+        let half = text[..text.len() / 2].rfind('\n').unwrap() + 1;
+        let mut window = Vec::new();
+        for (start, end, file) in [(0, half, "a"), (half, text.len(), "b"), (0, half, "c")] {
+            let chunk = chunk(&map, start, end, file);
+            let mut lines = Lines::new();
+            let mut got = Vec::new();
+            while let Some(messages) = lines.next(&chunk, &mut window) {
+                for m in messages {
+                    assert_eq!(&*m.origin.file, file);
+                    got.push((m.start, m.end, chunk.line_of(m)));
+                }
+            }
+            let expected: Vec<_> = chunk
+                .framed()
+                .iter()
+                .map(|m| (m.start, m.end, m.line))
+                .collect();
+            assert_eq!(got, expected, "{file}");
+            assert_eq!(got.len(), text[start..end].lines().count(), "{file}");
+        }
+    }
 
     /// Line numbers at any offsets, asked in any order, against counting
     /// from the start each time.
