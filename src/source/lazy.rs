@@ -156,9 +156,8 @@ pub struct Lines<'c> {
     /// The next line's number within the chunk.
     line: u64,
     done: bool,
-    /// The last window as text, when it is UTF-8 whole, and where it
-    /// starts in the chunk's bytes.
-    text: Option<(&'c str, usize)>,
+    /// The last window as text, when it is UTF-8 whole.
+    text: Option<&'c str>,
     /// Whether each window is checked as UTF-8 whole (see [`Lines::text`]).
     by_window: bool,
     /// The bytes after the last window given, as many: prefetched a line
@@ -204,8 +203,7 @@ impl<'c> Lines<'c> {
     /// window was checked as UTF-8 whole (one check per window, not per
     /// line); None when it must be checked by itself.
     pub fn text(&self, m: &Message) -> Option<&'c str> {
-        let (text, at) = self.text?;
-        text.get(m.start - at..m.end - at)
+        self.text?.get(m.start - self.at..m.end - self.at)
     }
 
     /// Asks the CPU to bring into its cache the bytes that lie as far into
@@ -270,32 +268,27 @@ impl<'c> Lines<'c> {
         let mut n = 0;
         each_line(&bytes[at..end], &mut self.line, |line, s, e| {
             let (start, end) = (at + s, at + e);
+            let fresh = || Message {
+                start,
+                end,
+                line,
+                origin: origin.clone(),
+                cw: CwMeta::default(),
+            };
+            // Only this reader makes messages holding its own origin copy,
+            // so such a message has no CloudWatch metadata to clear.
             match window.get_mut(n) {
-                Some(m) if Arc::ptr_eq(&m.origin, origin) && m.cw.event_id.is_none() => {
+                Some(m) if Arc::ptr_eq(&m.origin, origin) => {
                     (m.start, m.end, m.line) = (start, end, line);
-                    (m.cw.timestamp_ms, m.cw.ingestion_ms) = (None, None);
                 }
-                slot => {
-                    let m = Message {
-                        start,
-                        end,
-                        line,
-                        origin: origin.clone(),
-                        cw: CwMeta::default(),
-                    };
-                    match slot {
-                        Some(old) => *old = m,
-                        None => window.push(m),
-                    }
-                }
+                Some(m) => *m = fresh(),
+                None => window.push(fresh()),
             }
             n += 1;
         });
         window.truncate(n);
         self.text = if self.by_window {
-            simdutf8::basic::from_utf8(&bytes[at..end])
-                .ok()
-                .map(|t| (t, at))
+            simdutf8::basic::from_utf8(&bytes[at..end]).ok()
         } else {
             None
         };
