@@ -144,15 +144,19 @@ struct Parser<'a, 's> {
 
 /// Reads an object's members: `$body` runs with the key bound, positioned
 /// at the value, and must consume it.
+/// `$next_key` reads a key instead of [`Parser::key`] when given.
 macro_rules! members {
-    ($p:ident, |$key:ident| $body:block) => {{
+    ($p:ident, |$key:ident| $body:block) => {
+        members!($p, $p.key(), |$key| $body)
+    };
+    ($p:ident, $next_key:expr, |$key:ident| $body:block) => {{
         $p.eat(b'{')?;
         $p.ws();
         if $p.peek() == Some(b'}') {
             $p.i += 1;
         } else {
             loop {
-                let $key = $p.key()?;
+                let $key = $next_key?;
                 $body
                 $p.ws();
                 match $p.next()? {
@@ -164,6 +168,9 @@ macro_rules! members {
         }
     }};
 }
+
+// After `members!`, which it uses.
+mod top;
 
 impl<'a> Parser<'a, '_> {
     #[inline]
@@ -443,44 +450,5 @@ impl<'a> Parser<'a, '_> {
         let start = self.i;
         self.skip()?;
         Some(Json(Some(&self.s[start..self.i])))
-    }
-
-    fn event(&mut self, want: &Want, e: &mut Event<'a>) -> Option<()> {
-        e.clear();
-        e.presence = Presence::Present;
-        members!(self, |key| {
-            match key.as_bytes() {
-                b"kind" => e.kind = self.str_field()?,
-                b"apiVersion" => e.api_version = self.str_field()?,
-                b"auditID" => e.audit_id = self.str_field()?,
-                b"verb" => e.verb = self.str_field()?,
-                b"requestURI" => e.request_uri = self.str_field()?,
-                b"level" if want.level => e.level = self.str_field()?,
-                b"stage" if want.stage => e.stage = self.str_field()?,
-                b"user" if want.user => self.user(want.user_fields, &mut e.user)?,
-                b"impersonatedUser" if want.impersonated_user => {
-                    self.user(want.impersonated_fields, &mut e.impersonated_user)?
-                }
-                b"sourceIPs" if want.source_ips => e.source_ips = self.str_list()?,
-                b"userAgent" if want.user_agent => e.user_agent = self.str_field()?,
-                b"objectRef" if want.object_ref => {
-                    self.object_ref(want.object_ref_fields, &mut e.object_ref)?
-                }
-                b"responseStatus" if want.response_status => {
-                    self.status(want.status_fields, &mut e.response_status)?
-                }
-                b"requestObject" if want.request_object => e.request_object = self.raw()?,
-                b"responseObject" if want.response_object => e.response_object = self.raw()?,
-                b"requestReceivedTimestamp" if want.times => {
-                    e.request_received_timestamp = self.str_field()?
-                }
-                b"stageTimestamp" if want.times => e.stage_timestamp = self.str_field()?,
-                b"timestamp" if want.times => e.v1beta1_timestamp = self.str_field()?,
-                b"metadata" if want.times => self.metadata(&mut e.metadata)?,
-                b"annotations" if want.annotations => e.annotations = self.map(Self::str_field)?,
-                _ => self.skip_value()?,
-            }
-        });
-        Some(())
     }
 }
