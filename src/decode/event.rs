@@ -254,16 +254,19 @@ impl Problems<'_> {
             found,
         });
     }
+    #[inline]
     fn str(&mut self, parent: &str, name: &str, v: &Str<'_>) {
         if let Some(found) = v.wrong() {
             self.add(path(parent, name), "string", found);
         }
     }
+    #[inline]
     fn list(&mut self, parent: &str, name: &str, v: &StrList<'_>) {
         if let StrList::Wrong(found) = v {
             self.add(path(parent, name), "array of strings", found);
         }
     }
+    #[inline]
     fn object(&mut self, name: &str, p: Presence) {
         if let Presence::Wrong(found) = p {
             self.add(name.to_string(), "object", found);

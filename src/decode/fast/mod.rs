@@ -149,6 +149,18 @@ macro_rules! members {
     ($p:ident, |$key:ident| $body:block) => {
         members!($p, $p.key(), |$key| $body)
     };
+    // Each key guessed from the table `$guesses` picks (see `guess`).
+    ($p:ident, guessed($guesses:expr), |$key:ident| $body:block) => {{
+        let mut n = 0;
+        members!(
+            $p,
+            {
+                n += 1;
+                $p.guessed_key(n - 1, $guesses)
+            },
+            |$key| $body
+        )
+    }};
     ($p:ident, $next_key:expr, |$key:ident| $body:block) => {{
         $p.eat(b'{')?;
         $p.ws();
@@ -170,7 +182,9 @@ macro_rules! members {
 }
 
 // After `members!`, which it uses.
-mod top;
+mod guess;
+
+use guess::{RefKey, StatusKey, UserKey};
 
 impl<'a> Parser<'a, '_> {
     #[inline]
@@ -357,12 +371,12 @@ impl<'a> Parser<'a, '_> {
             return Some(());
         }
         u.presence = Presence::Present;
-        members!(self, |key| {
-            match key.as_bytes() {
-                b"username" if f.has(0) => u.username = self.str_field()?,
-                b"uid" if f.has(1) => u.uid = self.str_field()?,
-                b"groups" if f.has(2) => u.groups = self.str_list()?,
-                b"extra" if f.has(3) => u.extra = self.map(Self::str_list)?,
+        members!(self, guessed(|g| &mut g.user), |key| {
+            match key {
+                UserKey::Username if f.has(0) => u.username = self.str_field()?,
+                UserKey::Uid if f.has(1) => u.uid = self.str_field()?,
+                UserKey::Groups if f.has(2) => u.groups = self.str_list()?,
+                UserKey::Extra if f.has(3) => u.extra = self.map(Self::str_list)?,
                 _ => self.skip_value()?,
             }
         });
@@ -375,16 +389,16 @@ impl<'a> Parser<'a, '_> {
             return Some(());
         }
         o.presence = Presence::Present;
-        members!(self, |key| {
-            match key.as_bytes() {
-                b"resource" if f.has(0) => o.resource = self.str_field()?,
-                b"namespace" if f.has(1) => o.namespace = self.str_field()?,
-                b"name" if f.has(2) => o.name = self.str_field()?,
-                b"uid" if f.has(3) => o.uid = self.str_field()?,
-                b"apiGroup" if f.has(4) => o.api_group = self.str_field()?,
-                b"apiVersion" if f.has(5) => o.api_version = self.str_field()?,
-                b"resourceVersion" if f.has(6) => o.resource_version = self.str_field()?,
-                b"subresource" if f.has(7) => o.subresource = self.str_field()?,
+        members!(self, guessed(|g| &mut g.object_ref), |key| {
+            match key {
+                RefKey::Resource if f.has(0) => o.resource = self.str_field()?,
+                RefKey::Namespace if f.has(1) => o.namespace = self.str_field()?,
+                RefKey::Name if f.has(2) => o.name = self.str_field()?,
+                RefKey::Uid if f.has(3) => o.uid = self.str_field()?,
+                RefKey::ApiGroup if f.has(4) => o.api_group = self.str_field()?,
+                RefKey::ApiVersion if f.has(5) => o.api_version = self.str_field()?,
+                RefKey::ResourceVersion if f.has(6) => o.resource_version = self.str_field()?,
+                RefKey::Subresource if f.has(7) => o.subresource = self.str_field()?,
                 _ => self.skip_value()?,
             }
         });
@@ -397,12 +411,12 @@ impl<'a> Parser<'a, '_> {
             return Some(());
         }
         s.presence = Presence::Present;
-        members!(self, |key| {
-            match key.as_bytes() {
-                b"code" if f.has(0) => s.code = self.int()?,
-                b"status" if f.has(1) => s.status = self.str_field()?,
-                b"reason" if f.has(2) => s.reason = self.str_field()?,
-                b"message" if f.has(3) => s.message = self.str_field()?,
+        members!(self, guessed(|g| &mut g.status), |key| {
+            match key {
+                StatusKey::Code if f.has(0) => s.code = self.int()?,
+                StatusKey::Status if f.has(1) => s.status = self.str_field()?,
+                StatusKey::Reason if f.has(2) => s.reason = self.str_field()?,
+                StatusKey::Message if f.has(3) => s.message = self.str_field()?,
                 _ => self.skip_value()?,
             }
         });

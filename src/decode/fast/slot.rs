@@ -22,8 +22,8 @@ pub(super) struct Spare<'a> {
     pub(super) lists: Vec<Vec<Option<Cow<'a, str>>>>,
     str_maps: Vec<Vec<(Cow<'a, str>, Str<'a>)>>,
     list_maps: Vec<Vec<(Cow<'a, str>, StrList<'a>)>>,
-    /// The last event's top-level keys, in order (see `top`).
-    pub(super) guesses: super::top::Guesses,
+    /// The last event's keys, in order (see `guess`).
+    pub(super) guesses: super::guess::AllGuesses,
 }
 
 impl<'a> Spare<'a> {
