@@ -8,8 +8,7 @@
 //! its name against every field's; a key that differs is read as before,
 //! and becomes the guess for that position.
 
-use super::Parser;
-use super::Want;
+use super::{Parser, Want};
 use crate::decode::event::Event;
 use crate::decode::lenient::Presence;
 
