@@ -251,7 +251,7 @@ fn fast_path_reads_ordinary_events() {
 
 /// The fuzz target's check on one input: both decoders, every column and
 /// a projection that makes the fast path skip most of each event.
-fn assert_decoders_agree(input: &[u8]) {
+pub(super) fn assert_decoders_agree(input: &[u8]) {
     let chunk = Chunk::from_texts("fuzz.log", input.split(|&b| b == b'\n'));
     let projected = vec![Column::Verb, Column::ObjectRef, Column::ResponseStatus];
     for columns in [Column::ALL.to_vec(), projected] {

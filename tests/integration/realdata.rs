@@ -358,3 +358,38 @@ fn realdata_sigma_rules_import_and_fire() {
         }
     }
 }
+
+/// The fast path reads every real log as the serde path does (the same
+/// batches and problem counts, every column and a projection), each file
+/// one chunk, so that its guesses at keys meet each log's own field order
+/// (the API server's, Falco's traces sorted by key, Panther's, the
+/// workshop's), one event after another.
+#[test]
+#[ignore = "needs ../shared/realdata, which is not part of the project"]
+fn realdata_fast_path_equals_serde_path() {
+    fn logs(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                logs(&path, out);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "log" || e == "ndjson" || e == "json")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    logs(
+        &realdata().expect("../shared/realdata is missing"),
+        &mut files,
+    );
+    for file in &files {
+        println!("{}", file.display());
+        super::fast_path::assert_decoders_agree(&std::fs::read(file).unwrap());
+    }
+    // The audit2rbac demo, the workshop's and Panther's events, and
+    // Falco's traces (one file each).
+    assert!(files.len() > 20, "{files:?}");
+}
